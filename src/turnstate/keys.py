@@ -1,0 +1,65 @@
+"""Every Redis key turnstate uses, and the id rules that keep keys from being injected.
+
+A session's keys are `<prefix>:{<tenant>:<session>}:<part>`. The braces are a hash tag: every
+key of a session lands in one cluster slot, so each script can touch them all on Redis Cluster.
+Ids use a short, safe alphabet (letters, digits, `.`, `_`, `-`; 1-128 characters, starting with
+a letter or digit), so no id can contain a brace, a colon or a glob character.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from turnstate.errors import InvalidInput
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+ID_RULE = "1-128 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit"
+# Message ids never enter a key name, so they may also hold ':' (as in a default reply id).
+MESSAGE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
+MESSAGE_ID_RULE = "1-200 characters from A-Z a-z 0-9 . _ : -, starting with a letter or digit"
+
+
+def _check(value: object, pattern: re.Pattern[str], rule: str, what: str) -> str:
+    if not isinstance(value, str) or pattern.fullmatch(value) is None:
+        shown = repr(value)[:40] if isinstance(value, str) else type(value).__name__
+        raise InvalidInput(f"invalid {what} {shown}: must be {rule}")
+    return value
+
+
+def validate_id(value: object, what: str) -> str:
+    """Return `value` if it is a valid tenant or session id, else raise InvalidInput."""
+    return _check(value, ID_PATTERN, ID_RULE, what)
+
+
+def validate_message_id(value: object) -> str:
+    """Return `value` if it is a valid client message id, else raise InvalidInput."""
+    return _check(value, MESSAGE_ID_PATTERN, MESSAGE_ID_RULE, "message id")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKeys:
+    """The keys of one session, in the order every script receives them."""
+
+    msgs: str  # List: the hot messages, oldest at the head
+    meta: str  # Hash: seq, lease, fence, summary, watermark
+    archive: str  # List: messages evicted from `msgs`, awaiting the summariser
+    ids: str  # Hash: client message id -> "<seq>" or "<seq>:<reply seq>"
+    wake: str  # List: a token pushed when a lease is released, for queued turns
+
+    def all(self) -> list[str]:
+        return [self.msgs, self.meta, self.archive, self.ids, self.wake]
+
+
+def session_keys(prefix: str, tenant: str, session: str) -> SessionKeys:
+    """Build the keys of a session after validating both ids."""
+    validate_id(tenant, "tenant id")
+    validate_id(session, "session id")
+    base = f"{prefix}:{{{tenant}:{session}}}"
+    return SessionKeys(
+        msgs=f"{base}:msgs",
+        meta=f"{base}:meta",
+        archive=f"{base}:archive",
+        ids=f"{base}:ids",
+        wake=f"{base}:wake",
+    )

@@ -1,0 +1,26 @@
+-- finish_turn: store the assistant reply to a begun turn, once, and release the lease.
+-- ARGV: 1 body  2 user message id  3 user seq  4 fence (0: policy interleave, no lease)
+--       5 max messages  6 ttl ms  7 wake ms  8 summary every
+-- Returns {'ok', reply seq, ts, due} | {'answered', reply} | {'stale'} | {'unknown'}
+
+local prior = redis.call('HGET', KEYS[4], ARGV[2])
+if not prior then
+  return {'unknown'}
+end
+local seq, reply_seq = parse_id(prior)
+if seq ~= tonumber(ARGV[3]) then
+  return {'unknown'}
+end
+if reply_seq then
+  return {'answered', find(reply_seq)}
+end
+if ARGV[4] ~= '0' and not fence_current(ARGV[4]) then
+  return {'stale'}
+end
+
+local now = now_ms()
+reply_seq = push(ARGV[1], tonumber(ARGV[5]), now)
+redis.call('HSET', KEYS[4], ARGV[2], seq .. ':' .. reply_seq)
+release(ARGV[4], tonumber(ARGV[7]))
+touch(tonumber(ARGV[6]))
+return {'ok', reply_seq, now, summary_due(tonumber(ARGV[8]))}

