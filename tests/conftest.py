@@ -64,7 +64,9 @@ async def make_store(redis_url: str, make_settings: Any) -> AsyncIterator[Any]:
     opened: list[Store] = []
 
     def make(**overrides: Any) -> Store:
-        store = Store(make_client(redis_url, connect_timeout=5), make_settings(**overrides), address=redacted(redis_url))
+        store = Store(
+            make_client(redis_url, connect_timeout=5), make_settings(**overrides), address=redacted(redis_url)
+        )
         opened.append(store)
         return store
 

@@ -16,9 +16,7 @@ from turnstate.types import Message
 _compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def encode_body(
-    *, message_id: str, role: str, content: str, tokens: int, reply_to: int | None = None
-) -> str:
+def encode_body(*, message_id: str, role: str, content: str, tokens: int, reply_to: int | None = None) -> str:
     """The stored form of a message, minus the `seq` and `ts` the script adds in front."""
     fields: dict[str, Any] = {"tokens": tokens, "id": message_id, "role": role, "content": content}
     if reply_to is not None:

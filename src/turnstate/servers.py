@@ -54,11 +54,12 @@ def _answers_ping(port: int) -> bool:
 
 
 def _pid_alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie, exited but not yet reaped, counts as gone)."""
     try:
-        os.kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 class EmbeddedValkey:
@@ -126,7 +127,9 @@ class EmbeddedValkey:
 
     def _launch(self) -> None:
         port = free_port()
-        persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if self.persistent else ["--appendonly", "no"]
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "everysec"] if self.persistent else ["--appendonly", "no"]
+        )
         args = [
             str(valkey_binary()),
             "--port", str(port),
@@ -138,7 +141,9 @@ class EmbeddedValkey:
             "--logfile", "valkey.log",
             "--daemonize", "no",
         ]  # fmt: skip
-        self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
+        self._process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+        )
         atexit.register(self.stop)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while not _answers_ping(port):

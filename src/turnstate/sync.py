@@ -22,7 +22,9 @@ T = TypeVar("T")
 class SyncStore:
     """The Store's methods, blocking. Create one per process and share it."""
 
-    def __init__(self, url: str | None = None, *, settings: Settings | None = None, token_counter: TokenCounter | None = None) -> None:
+    def __init__(
+        self, url: str | None = None, *, settings: Settings | None = None, token_counter: TokenCounter | None = None
+    ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="turnstate-sync", daemon=True)
         self._thread.start()
@@ -36,7 +38,13 @@ class SyncStore:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def begin_turn(
-        self, session: str, content: str, *, message_id: str | None = None, tenant: str | None = None, policy: Policy | str | None = None
+        self,
+        session: str,
+        content: str,
+        *,
+        message_id: str | None = None,
+        tenant: str | None = None,
+        policy: Policy | str | None = None,
     ) -> Turn:
         return self._run(self.store.begin_turn(session, content, message_id=message_id, tenant=tenant, policy=policy))
 
@@ -47,7 +55,14 @@ class SyncStore:
         return self._run(self.store.abort_turn(turn))
 
     def append(
-        self, session: str, role: str, content: str, *, message_id: str | None = None, tenant: str | None = None, turn: Turn | None = None
+        self,
+        session: str,
+        role: str,
+        content: str,
+        *,
+        message_id: str | None = None,
+        tenant: str | None = None,
+        turn: Turn | None = None,
     ) -> Message:
         return self._run(self.store.append(session, role, content, message_id=message_id, tenant=tenant, turn=turn))
 
@@ -78,6 +93,8 @@ class SyncStore:
         self.close()
 
 
-def connect_sync(url: str | None = None, *, settings: Settings | None = None, token_counter: TokenCounter | None = None) -> SyncStore:
+def connect_sync(
+    url: str | None = None, *, settings: Settings | None = None, token_counter: TokenCounter | None = None
+) -> SyncStore:
     """The blocking counterpart of `connect()`: `with turnstate.connect_sync() as store: ...`."""
     return SyncStore(url, settings=settings, token_counter=token_counter)

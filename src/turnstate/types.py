@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
 ROLES: frozenset[str] = frozenset(("system", "user", "assistant", "tool"))
 
 
-class Policy(str, Enum):
+class Policy(StrEnum):
     """What happens when turns of one session overlap."""
 
     QUEUE = "queue"  # wait for the running turn to finish (or its lease to expire)

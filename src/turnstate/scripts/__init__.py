@@ -1,6 +1,6 @@
 """The Lua scripts, each loaded once and called by SHA.
 
-Each `.lua` file is run with `_lib.lua` in front of it, so shared helpers live in one place.
+Each turn-protocol script is run with `_lib.lua` in front of it, so shared helpers live in one place.
 The SHA is computed locally: the first call is an EVALSHA; if the server answers NOSCRIPT (its
 script cache was flushed, a failover, or a replica that never saw the script), the one retry is
 an EVAL with the body, which also caches it. No SCRIPT LOAD round trip is ever needed.
@@ -9,6 +9,7 @@ an EVAL with the body, which also caches it. No SCRIPT LOAD round trip is ever n
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, Protocol
@@ -19,9 +20,9 @@ from redis.exceptions import NoScriptError
 class ScriptClient(Protocol):
     """The part of a redis-py asyncio client (plain or cluster) a script needs."""
 
-    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any: ...
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Awaitable[Any]: ...
 
-    async def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Any: ...
+    def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Awaitable[Any]: ...
 
 
 def _source(name: str) -> str:
@@ -37,8 +38,11 @@ class Script:
     sha: str
 
     @classmethod
-    def load(cls, name: str) -> Script:
-        body = _source("_lib.lua") + "\n" + _source(f"{name}.lua")
+    def load(cls, name: str, *, prelude: bool = True) -> Script:
+        """Read `<name>.lua`; `prelude=False` leaves out `_lib.lua` (scripts outside the turn protocol)."""
+        body = _source(f"{name}.lua")
+        if prelude:
+            body = _source("_lib.lua") + "\n" + body
         return cls(name, body, hashlib.sha1(body.encode()).hexdigest())
 
     async def __call__(self, client: ScriptClient, keys: list[str], args: list[Any]) -> Any:

