@@ -73,9 +73,19 @@ async def test_a_foreign_turn_cannot_be_finished_elsewhere(store: Store, session
 
 
 async def test_append_refuses_a_turn_of_another_session(store: Store, session_id: str) -> None:
-    turn = await store.begin_turn(session_id, "hello")
+    turn = await store.begin_turn(session_id, "hello", tenant="acme")
     with pytest.raises(InvalidInput, match="another session"):
         await store.append(f"{session_id}-x", "tool", "output", turn=turn)
+    with pytest.raises(InvalidInput, match="another session"):
+        await store.append(session_id, "tool", "output", turn=turn, tenant="default")
+    tool = await store.append(session_id, "tool", "output", turn=turn)  # the turn's tenant by default
+    assert [m.id for m in await store.history(session_id, tenant="acme")] == [turn.message_id, tool.id]
+
+
+async def test_unknown_policies_are_refused(store: Store, session_id: str) -> None:
+    with pytest.raises(InvalidInput, match="unknown policy 'yolo'"):
+        await store.begin_turn(session_id, "hello", policy="yolo")
+    assert await store.history(session_id) == []
 
 
 async def test_an_unreachable_server_is_named_without_credentials(tmp_path: Any) -> None:

@@ -72,7 +72,10 @@ class Store:
         under `reject` it raises SessionBusy at once.
         """
         tenant, keys = self._keys(session, tenant)
-        policy = Policy(policy or self.settings.policy)
+        try:
+            policy = Policy(policy or self.settings.policy)
+        except ValueError:
+            raise InvalidInput(f"unknown policy {policy!r}: use one of {', '.join(p.value for p in Policy)}") from None
         message_id = validate_message_id(message_id) if message_id is not None else uuid.uuid4().hex
         body, _ = self._body(message_id, "user", content)
         s = self.settings
@@ -164,8 +167,10 @@ class Store:
         Given the `turn` it belongs to, it is refused (StaleTurn) once a newer turn took over,
         and it renews the turn's lease. A `message_id` seen before is not stored again.
         """
-        if turn is not None and (turn.session, turn.tenant) != (session, tenant or turn.tenant):
-            raise InvalidInput("the turn passed to append() belongs to another session")
+        if turn is not None:
+            tenant = tenant or turn.tenant
+            if (turn.session, turn.tenant) != (session, tenant):
+                raise InvalidInput("the turn passed to append() belongs to another session")
         tenant, keys = self._keys(session, tenant)
         if role not in ROLES:
             raise InvalidInput(f"unknown role {role!r}: use one of {', '.join(sorted(ROLES))}")
