@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import turnstate
-from turnstate.servers import EmbeddedValkey, _answers_ping
+from turnstate.servers import EmbeddedValkey, _answers_ping, valkey_binary
 
 
 async def test_connect_without_a_url_starts_an_embedded_valkey_that_keeps_data(tmp_path: Path) -> None:
@@ -47,3 +49,22 @@ def test_a_server_orphaned_by_a_killed_owner_is_replaced(tmp_path: Path) -> None
         assert successor.owner and successor.port != orphan.port
     finally:
         successor.stop()
+
+
+async def test_connect_over_a_unix_socket(tmp_path: Path, key_prefix: str) -> None:
+    socket_path = tmp_path / "valkey.sock"
+    args = [str(valkey_binary()), "--port", "0", "--unixsocket", str(socket_path), "--save", "", "--dir", str(tmp_path)]
+    server = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(500):
+            if socket_path.exists():
+                break
+            time.sleep(0.01)
+        settings = turnstate.Settings(data_dir=tmp_path, key_prefix=key_prefix)
+        async with turnstate.connect(f"unix://{socket_path}", settings=settings) as store:
+            turn = await store.begin_turn("over-unix", "hello")
+            assert (await store.finish_turn(turn, "hi")).seq == 2
+            assert store.address == f"unix://{socket_path}"
+    finally:
+        server.terminate()
+        server.wait()
