@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, Protocol
 
+from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 
@@ -57,3 +58,13 @@ FINISH_TURN = Script.load("finish_turn")
 APPEND = Script.load("append")
 ABORT_TURN = Script.load("abort_turn")
 READ_SESSION = Script.load("read_session")
+TURN_PROTOCOL = (BEGIN_TURN, FINISH_TURN, APPEND, ABORT_TURN, READ_SESSION)
+
+
+async def ensure_loaded(client: Redis) -> list[str]:
+    """Load any turn-protocol script the server lacks (a readiness check warms the cache)."""
+    present = await client.script_exists(*(s.sha for s in TURN_PROTOCOL))
+    for script, ok in zip(TURN_PROTOCOL, present, strict=True):
+        if not ok:
+            await client.script_load(script.body)
+    return [s.name for s in TURN_PROTOCOL]
