@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from turnstate.types import Policy
@@ -15,10 +16,20 @@ def default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "turnstate"
 
 
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful assistant. Answer clearly and concisely. Use the summary of earlier "
+    "conversation, when one is given, as context you already know."
+)
+
+
 class Settings(BaseSettings):
     """Every knob, with the article's defaults (20-message window, 50 kept, 24 h sliding TTL)."""
 
-    model_config = SettingsConfigDict(env_prefix="TURNSTATE_", extra="ignore", frozen=True)
+    # populate_by_name: fields read from aliased variables (OPENAI_API_KEY) still take their name
+    # as a keyword; protected_namespaces=(): `model_*` fields are ours, not pydantic's.
+    model_config = SettingsConfigDict(
+        env_prefix="TURNSTATE_", extra="ignore", frozen=True, populate_by_name=True, protected_namespaces=()
+    )
 
     redis_url: SecretStr | None = Field(
         default=None, description="redis://, rediss:// or unix:// URL; unset: an embedded Valkey"
@@ -36,9 +47,39 @@ class Settings(BaseSettings):
     queue_wait_seconds: float = Field(default=60.0, ge=0)
     max_content_bytes: int = Field(default=32_768, ge=1)
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    # The chat model: any OpenAI-compatible endpoint; with neither a key nor a URL, the offline model.
+    model: str = Field(default="gpt-4o-mini", min_length=1, description="model name sent to the endpoint")
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TURNSTATE_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TURNSTATE_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+        description="e.g. http://localhost:11434/v1 (Ollama); unset: api.openai.com",
+    )
+    model_timeout_seconds: float = Field(default=60.0, gt=0, description="per request, and per gap between deltas")
+    model_max_retries: int = Field(default=2, ge=0, le=10, description="the SDK's retries on 408/409/429/5xx")
+    system_prompt: str = Field(default=DEFAULT_SYSTEM_PROMPT, min_length=1)
+    # The HTTP service.
+    host: str = Field(default="127.0.0.1", description="address `turnstate serve` binds")
+    port: int = Field(default=8000, ge=0, le=65_535)
+    auth: Literal["auto", "keys", "local"] = Field(
+        default="auto", description="local: no key needed; keys: a key per request; auto: local on loopback only"
+    )
+    api_keys: SecretStr | None = Field(default=None, description='JSON object {"<key>": "<tenant>", ...}')
+    api_keys_file: Path | None = Field(default=None, description="lines of '<tenant> <key>'")
+    max_request_bytes: int = Field(default=65_536, ge=1_024, description="largest HTTP request body")
 
     @model_validator(mode="after")
     def _window_fits(self) -> Settings:
         if self.window_messages > self.max_messages:
             raise ValueError("window_messages must not exceed max_messages")
         return self
+
+    @field_validator("openai_api_key", "openai_base_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`OPENAI_API_KEY=` (set but empty, common in compose files) means no key, not an empty one."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value

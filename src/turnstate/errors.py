@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 class TurnstateError(Exception):
     """Base of every error turnstate raises on purpose."""
@@ -14,12 +16,14 @@ class InvalidInput(TurnstateError, ValueError):
 class SessionBusy(TurnstateError):
     """Another turn of the session holds its lease (policy `reject`, or `queue` waited too long).
 
-    `retry_after` is how long, in seconds, until the current lease expires at the latest.
+    `retry_after` is how long, in seconds, until the current lease expires at the latest;
+    `waited` is True when the turn was queued and gave up, False when it was rejected at once.
     """
 
-    def __init__(self, message: str, retry_after: float) -> None:
+    def __init__(self, message: str, retry_after: float, *, waited: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.waited = waited
 
 
 class StaleTurn(TurnstateError):
@@ -32,3 +36,27 @@ class ServerUnavailable(TurnstateError, ConnectionError):
 
 class EmbeddedServerError(TurnstateError):
     """An embedded server could not be started."""
+
+
+ModelErrorKind = Literal["timeout", "rate_limited", "unavailable", "auth", "bad_request"]
+
+
+class ModelError(TurnstateError):
+    """The chat model gave no (complete) reply; `kind` tells callers whether trying later can help.
+
+    `retry_after` is the provider's hint in seconds, when it sent one; `status` the HTTP status,
+    when there was a response. The message names the model and the cause, never the API key.
+    """
+
+    def __init__(
+        self, message: str, kind: ModelErrorKind, *, retry_after: float | None = None, status: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.kind: ModelErrorKind = kind
+        self.retry_after = retry_after
+        self.status = status
+
+    @property
+    def transient(self) -> bool:
+        """True when the same request may succeed later (timeouts, rate limits, outages)."""
+        return self.kind in ("timeout", "rate_limited", "unavailable")
