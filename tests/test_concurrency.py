@@ -47,7 +47,7 @@ async def test_reject_refuses_a_busy_session_and_stores_nothing_for_it(make_stor
     rejected = [r for r in results if isinstance(r, SessionBusy)]
     assert len(accepted) + len(rejected) == RACERS
     assert accepted and rejected
-    assert all(0 < r.retry_after <= store.settings.lease_seconds for r in rejected)
+    assert all(0 < r.retry_after <= store.settings.lease_seconds and not r.waited for r in rejected)
     history = await store.history(session_id)
     assert_consistent(history, expected_turns=len(accepted))
 
@@ -89,6 +89,7 @@ async def test_queue_wait_has_a_limit(make_store: Any, session_id: str) -> None:
     with pytest.raises(SessionBusy) as excinfo:
         await store.begin_turn(session_id, "waits too long", message_id="late")
     assert excinfo.value.retry_after > 0
+    assert excinfo.value.waited
     assert [m.content for m in await store.history(session_id)] == ["holds the lease"]
 
 

@@ -51,20 +51,19 @@ def test_a_server_orphaned_by_a_killed_owner_is_replaced(tmp_path: Path) -> None
         successor.stop()
 
 
-async def test_connect_over_a_unix_socket(tmp_path: Path, key_prefix: str) -> None:
+def test_connect_over_a_unix_socket(tmp_path: Path, key_prefix: str) -> None:
     socket_path = tmp_path / "valkey.sock"
     args = [str(valkey_binary()), "--port", "0", "--unixsocket", str(socket_path), "--save", "", "--dir", str(tmp_path)]
     server = subprocess.Popen(args, stdout=subprocess.DEVNULL)
     try:
-        for _ in range(500):
-            if socket_path.exists():
-                break
+        deadline = time.monotonic() + 10
+        while not socket_path.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
         settings = turnstate.Settings(data_dir=tmp_path, key_prefix=key_prefix)
-        async with turnstate.connect(f"unix://{socket_path}", settings=settings) as store:
-            turn = await store.begin_turn("over-unix", "hello")
-            assert (await store.finish_turn(turn, "hi")).seq == 2
-            assert store.address == f"unix://{socket_path}"
+        with turnstate.connect_sync(f"unix://{socket_path}", settings=settings) as store:
+            turn = store.begin_turn("over-unix", "hello")
+            assert store.finish_turn(turn, "hi").seq == 2
+            assert store.store.address == f"unix://{socket_path}"
     finally:
         server.terminate()
         server.wait()

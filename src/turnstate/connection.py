@@ -32,8 +32,11 @@ def make_client(url: str, *, connect_timeout: float) -> aioredis.Redis:
     scheme = urlsplit(url).scheme
     if scheme not in SCHEMES:
         raise InvalidInput(f"unsupported Redis URL scheme {scheme!r}: use one of {', '.join(SCHEMES)}")
-    # No socket timeout: queued turns block on BLPOP for up to the lease time.
-    return aioredis.Redis.from_url(url, socket_connect_timeout=connect_timeout, health_check_interval=30)
+    # No socket timeout (redis-py's default is 5 s): a queued turn blocks on BLPOP for as long as
+    # the turn ahead of it holds the lease, and that wait is bounded by the store itself.
+    return aioredis.Redis.from_url(
+        url, socket_connect_timeout=connect_timeout, socket_timeout=None, health_check_interval=30
+    )
 
 
 @asynccontextmanager

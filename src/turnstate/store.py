@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Generator
+from contextlib import AbstractAsyncContextManager
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -51,6 +52,7 @@ class Store:
         self.settings = settings or Settings()
         self.tokens: TokenCounter = token_counter or ApproximateCounter()
         self.address = address
+        self.round_trips = 0  # requests sent to the server, for metrics
         self._embedded = embedded
 
     # -- turns -------------------------------------------------------------------------------
@@ -91,10 +93,11 @@ class Store:
             wait = reply[1] / 1000
             remaining = deadline - time.monotonic()
             if policy is Policy.REJECT or remaining <= 0:
-                raise SessionBusy(f"session {session!r} is busy with another turn", retry_after=wait)
+                waited = policy is not Policy.REJECT
+                raise SessionBusy(f"session {session!r} is busy with another turn", retry_after=wait, waited=waited)
             # The finishing turn pushes a token on `wake`; an expired lease ends the wait too.
             timeout = max(MIN_WAIT_SECONDS, min(wait, remaining))
-            async with unavailable_as(self.address):
+            async with self._request():
                 await self.client.blpop([keys.wake], timeout=timeout)
         status, seq, fence, summary, summary_upto, due, raw_reply, *window = reply
         answered = status == b"answered"
@@ -213,11 +216,11 @@ class Store:
     async def delete(self, session: str, *, tenant: str | None = None) -> bool:
         """Remove every key of a session; True if anything was there."""
         _, keys = self._keys(session, tenant)
-        async with unavailable_as(self.address):
+        async with self._request():
             return bool(await self.client.delete(*keys.all()))
 
     async def ping(self) -> bool:
-        async with unavailable_as(self.address):
+        async with self._request():
             return bool(await self.client.ping())
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -256,8 +259,12 @@ class Store:
         body = codec.encode_body(message_id=message_id, role=role, content=content, tokens=tokens, reply_to=reply_to)
         return body, tokens
 
+    def _request(self) -> AbstractAsyncContextManager[None]:
+        self.round_trips += 1
+        return unavailable_as(self.address)
+
     async def _run(self, script: scripts.Script, keys: SessionKeys, args: list[Any]) -> Any:
-        async with unavailable_as(self.address):
+        async with self._request():
             return await script(self.client, keys.all(), args)
 
 
