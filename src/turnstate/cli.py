@@ -1,22 +1,119 @@
-"""The `turnstate` command line."""
+"""The `turnstate` command line: serve, chat, history, delete, doctor, demo, bench.
+
+Every option can also be set by the environment variable named in its help (the same
+`TURNSTATE_*` variables the library reads).
+"""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from turnstate import __version__
+from turnstate.config import Settings
+from turnstate.errors import TurnstateError
 
 app = typer.Typer(help="turnstate: LLM conversation state in Redis.", no_args_is_help=True, add_completion=False)
+console = Console()
+
+SessionArg = Annotated[str, typer.Argument(help="session id")]
+TenantOpt = Annotated[str | None, typer.Option(help="tenant id", envvar="TURNSTATE_TENANT")]
+UrlOpt = Annotated[
+    str | None, typer.Option("--redis-url", help="unset: an embedded Valkey", envvar="TURNSTATE_REDIS_URL")
+]
+
+
+def settings_with(**overrides: object) -> Settings:
+    """Settings from the environment, with the options given on the command line on top."""
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def run(coro: object) -> None:
+    """Run a command's coroutine; a turnstate error is one red line and exit code 1, not a traceback."""
+    try:
+        asyncio.run(coro)  # type: ignore[arg-type]
+    except TurnstateError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to bind", envvar="TURNSTATE_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on", envvar="TURNSTATE_PORT")] = 8000,
+    redis_url: UrlOpt = None,
+) -> None:
+    """Run the HTTP service (API keys required unless bound to a loopback address)."""
+    import uvicorn
+
+    from turnstate.api import create_app
+
+    settings = settings_with(host=host, port=port, redis_url=redis_url)
+    base = f"http://{host}:{port}"
+    console.print(f"turnstate {__version__} on {base}  (OpenAPI: {base}/docs)")
+    console.print(
+        f"  try: curl -s {base}/v1/sessions/hello/turns -H 'content-type: application/json' "
+        '-d \'{"message": "Hi there!"}\''
+    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+
+
+@app.command()
+def chat(
+    session: Annotated[str, typer.Option(help="session id")] = "terminal",
+    tenant: TenantOpt = None,
+    redis_url: UrlOpt = None,
+) -> None:
+    """An interactive chat in the terminal; /window, /summary, /history, /quit."""
+    from turnstate.terminal import chat_loop
+
+    run(chat_loop(settings_with(tenant=tenant, redis_url=redis_url), session, console))
+
+
+@app.command()
+def history(session: SessionArg, tenant: TenantOpt = None, redis_url: UrlOpt = None) -> None:
+    """Print every message a session still holds, oldest first."""
+    from turnstate.store import open_store
+
+    async def show() -> None:
+        async with await open_store(settings=settings_with(redis_url=redis_url)) as store:
+            for m in await store.history(session, tenant=tenant):
+                console.print(f"[dim]#{m.seq}[/dim] [bold]{m.role}[/bold]: {m.content}", markup=True, highlight=False)
+
+    run(show())
+
+
+@app.command()
+def delete(session: SessionArg, tenant: TenantOpt = None, redis_url: UrlOpt = None) -> None:
+    """Delete a session and everything it holds."""
+    from turnstate.store import open_store
+
+    async def remove() -> None:
+        async with await open_store(settings=settings_with(redis_url=redis_url)) as store:
+            found = await store.delete(session, tenant=tenant)
+            console.print(f"deleted {session}" if found else f"no session {session}")
+
+    run(remove())
+
+
+@app.command()
+def doctor(redis_url: UrlOpt = None) -> None:
+    """Check the configuration, the state store and the model endpoint."""
+    from turnstate.doctor import diagnose
+
+    run(diagnose(settings_with(redis_url=redis_url), console))
 
 
 @app.command()
 def demo() -> None:
-    """Run a scripted conversation and a 16-way race on the embedded Valkey (or TURNSTATE_REDIS_URL)."""
+    """A scripted conversation and a 16-way race on the embedded Valkey (or TURNSTATE_REDIS_URL)."""
     from turnstate.demo import run_demo
 
-    asyncio.run(run_demo())
+    run(run_demo())
 
 
 @app.command()

@@ -1,0 +1,57 @@
+"""The HTTP service: `create_app()` builds it; the store and model open at startup, close at shutdown."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from turnstate import __version__
+from turnstate.api import health, openai_compat, problems, sessions
+from turnstate.api.auth import Tenancy
+from turnstate.api.deps import Service
+from turnstate.api.limits import BodyLimit
+from turnstate.api.metrics import Metrics
+from turnstate.chat import Chat
+from turnstate.config import Settings
+from turnstate.llm import model_from_settings
+from turnstate.store import open_store
+
+log = logging.getLogger("turnstate.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service as an ASGI app (for uvicorn, or any ASGI server: `turnstate.api:create_app`)."""
+    settings = settings or Settings()
+    tenancy = Tenancy.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = await open_store(settings=settings)
+        model = model_from_settings(settings)
+        chat = Chat(store, model, system_prompt=settings.system_prompt)
+        metrics = Metrics(round_trips=lambda: store.round_trips, turns_in_flight=lambda: chat.turns_in_flight)
+        app.state.service = Service(settings=settings, chat=chat, tenancy=tenancy, metrics=metrics)
+        mode = "local mode (no API key needed)" if tenancy.local else "API keys required"
+        log.info("turnstate serving: store %s, model %s, %s", store.address, model.name, mode)
+        try:
+            yield
+        finally:
+            await chat.drain()
+            await model.aclose()
+            await store.aclose()
+
+    app = FastAPI(
+        title="turnstate",
+        version=__version__,
+        summary="LLM conversation state in Redis: two round trips per turn, correct under concurrency.",
+        lifespan=lifespan,
+    )
+    app.include_router(sessions.router)
+    app.include_router(openai_compat.router)
+    app.include_router(health.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    problems.install(app, lambda: app.state.service.metrics)
+    return app

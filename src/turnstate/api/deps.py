@@ -1,0 +1,36 @@
+"""What every route needs: the service's shared objects and the caller's tenant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from turnstate.api.auth import Tenancy
+from turnstate.api.metrics import Metrics
+from turnstate.chat import Chat
+from turnstate.config import Settings
+
+
+@dataclass
+class Service:
+    """One per app: created at startup, closed at shutdown."""
+
+    settings: Settings
+    chat: Chat
+    tenancy: Tenancy
+    metrics: Metrics
+
+
+def service(request: Request) -> Service:
+    svc: Service = request.app.state.service
+    return svc
+
+
+def tenant(request: Request, svc: Annotated[Service, Depends(service)]) -> str:
+    return svc.tenancy.tenant_for(request)
+
+
+ServiceDep = Annotated[Service, Depends(service)]
+TenantDep = Annotated[str, Depends(tenant)]

@@ -1,0 +1,108 @@
+"""Errors as JSON problem details (RFC 9457), never stack traces.
+
+Each turnstate error maps to one status: bad input 422, busy 409 (policy reject) or 503 with
+Retry-After (a queued turn waited too long), a stale turn 409, the server or the model unreachable
+502/503/504, rate limits 429 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from turnstate.api.auth import Unauthorized
+from turnstate.api.metrics import Metrics
+from turnstate.errors import (
+    InvalidInput,
+    ModelError,
+    ServerUnavailable,
+    SessionBusy,
+    StaleTurn,
+    TurnstateError,
+)
+
+log = logging.getLogger("turnstate.api")
+
+MODEL_STATUS = {"timeout": 504, "rate_limited": 429, "unavailable": 502, "auth": 502, "bad_request": 502}
+
+
+@dataclass(frozen=True)
+class Problem:
+    status: int
+    title: str
+    detail: str
+    retry_after: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        return {"type": "about:blank", "title": self.title, "status": self.status, "detail": self.detail, **self.extra}
+
+    def response(self) -> JSONResponse:
+        ra = self.retry_after
+        headers = {"Retry-After": str(max(1, math.ceil(ra)))} if ra is not None else None
+        return JSONResponse(
+            self.body(), status_code=self.status, headers=headers, media_type="application/problem+json"
+        )
+
+
+def problem(status: int, title: str, detail: str, *, retry_after: float | None = None, **extra: Any) -> JSONResponse:
+    return Problem(status, title, detail, retry_after, extra).response()
+
+
+def error_kind(exc: BaseException) -> str:
+    """A short label for metrics and logs."""
+    if isinstance(exc, ModelError):
+        return f"model_{exc.kind}"
+    return type(exc).__name__
+
+
+def describe(exc: BaseException) -> Problem:
+    """The problem an error raised while serving a request stands for."""
+    if isinstance(exc, Unauthorized):
+        return Problem(401, "Unauthorized", str(exc))
+    if isinstance(exc, InvalidInput):
+        return Problem(422, "Invalid input", str(exc))
+    if isinstance(exc, SessionBusy):
+        return Problem(503 if exc.waited else 409, "Session busy", str(exc), exc.retry_after)
+    if isinstance(exc, StaleTurn):
+        return Problem(409, "Stale turn", str(exc))
+    if isinstance(exc, ServerUnavailable):
+        return Problem(503, "State store unavailable", str(exc), 1)
+    if isinstance(exc, ModelError):
+        status = MODEL_STATUS.get(exc.kind, 502)
+        return Problem(status, "Model call failed", str(exc), exc.retry_after, {"kind": exc.kind})
+    if isinstance(exc, TurnstateError):
+        return Problem(500, "Internal error", str(exc))
+    log.error("unhandled error", exc_info=exc)
+    return Problem(500, "Internal error", "an unexpected error occurred; it has been logged")
+
+
+def install(app: FastAPI, metrics: Callable[[], Metrics]) -> None:
+    """Answer every error with problem details, counting it by kind."""
+
+    async def on_error(request: Request, exc: Exception) -> JSONResponse:
+        metrics().errors.labels(error_kind(exc)).inc()
+        return describe(exc).response()
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        return problem(exc.status_code, "HTTP error", str(exc.detail))
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        return problem(422, "Invalid request", "the request does not match the schema", errors=errors)
+
+    # TurnstateError: expected, answered and counted. Exception: a bug; Starlette also logs it.
+    app.add_exception_handler(TurnstateError, on_error)
+    app.add_exception_handler(Exception, on_error)
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_validation)
