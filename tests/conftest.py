@@ -83,3 +83,63 @@ async def store(make_store: Any) -> Store:
 @pytest.fixture
 def session_id() -> str:
     return f"s-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def standin_api() -> Iterator[Any]:
+    """One local stand-in for the remote OpenAI API for the whole run (reset by each user)."""
+    from tests.openai_standin import OpenAIStandIn
+
+    with OpenAIStandIn() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def service_prefix() -> str:
+    return f"svc{uuid.uuid4().hex[:10]}"
+
+
+def _service(request: pytest.FixtureRequest, name: str, **env: str) -> Iterator[Any]:
+    from tests.service import ServiceProcess
+
+    redis_url = request.getfixturevalue("redis_url")
+    prefix = request.getfixturevalue("service_prefix")
+    log_dir = request.getfixturevalue("tmp_path_factory").mktemp(name)
+    service = ServiceProcess(redis_url, prefix, log_dir, **env)
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def offline_service(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The service with the offline model, API keys required."""
+    yield from _service(request, "offline")
+
+
+@pytest.fixture(scope="session")
+def model_service(request: pytest.FixtureRequest, standin_api: Any) -> Iterator[Any]:
+    """The service in front of the OpenAI stand-in; a queued turn waits at most 0.5 s."""
+    yield from _service(
+        request,
+        "model",
+        OPENAI_BASE_URL=standin_api.base_url,
+        OPENAI_API_KEY="sk-test-secret-123",
+        TURNSTATE_MODEL_MAX_RETRIES="0",
+        TURNSTATE_MODEL_TIMEOUT_SECONDS="5",
+        TURNSTATE_QUEUE_WAIT_SECONDS="0.5",
+    )
+
+
+@pytest.fixture(scope="session")
+def reject_service(request: pytest.FixtureRequest, standin_api: Any) -> Iterator[Any]:
+    """The service in front of the OpenAI stand-in, with the `reject` policy."""
+    yield from _service(
+        request, "reject", OPENAI_BASE_URL=standin_api.base_url, OPENAI_API_KEY="sk-x", TURNSTATE_POLICY="reject"
+    )
+
+
+@pytest.fixture
+def standin(standin_api: Any) -> Iterator[Any]:
+    standin_api.reset()
+    yield standin_api
+    standin_api.reset()

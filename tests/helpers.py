@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from turnstate import Message, Store
 
@@ -26,3 +26,10 @@ def assert_consistent(messages: Sequence[Message], expected_turns: int, *, answe
         assert user.role == "user" and reply.role == "assistant"
         assert reply.reply_to == user.seq
         assert not answers or reply.content == f"answer to {user.content}"
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    """Poll a condition held by another process (a server, a service) until it is true."""
+    async with asyncio.timeout(within):
+        while not await check():  # noqa: ASYNC110 - the state lives in another process
+            await asyncio.sleep(0.02)

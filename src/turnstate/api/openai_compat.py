@@ -18,7 +18,7 @@ from fastapi import APIRouter, Header, Response
 from fastapi.responses import StreamingResponse
 
 from turnstate.api.deps import ServiceDep, TenantDep
-from turnstate.api.problems import describe, error_kind, problem
+from turnstate.api.problems import Problem, describe, error_kind
 from turnstate.api.schemas import ChatCompletionRequest
 from turnstate.chat import ChatResult, TurnStream
 from turnstate.errors import InvalidInput
@@ -79,7 +79,7 @@ async def completion_chunks(svc: ServiceDep, stream: TurnStream, model: str) -> 
         result = await stream.result()
     except Exception as exc:
         svc.metrics.errors.labels(error_kind(exc)).inc()
-        yield f"data: {json.dumps({'error': describe(exc).body()})}\n\n"
+        yield f"data: {json.dumps(describe(exc).openai_body())}\n\n"
         return
     svc.metrics.observe(result, "chat_completions")
     yield chunk(base, {}, finish_reason="stop")
@@ -97,7 +97,8 @@ async def chat_completions(
 ) -> Response:
     session = x_session_id or body.user
     if not session:
-        return problem(400, "No session", "name the session with the X-Session-Id header or the 'user' field")
+        detail = "name the session with the X-Session-Id header or the 'user' field"
+        return Problem(400, "No session", detail).response(openai_style=True)
     message_id = idempotency_key or x_message_id
     model = body.model or svc.chat.model.name
     content = user_text(body)

@@ -2,7 +2,8 @@
 
 Each turnstate error maps to one status: bad input 422, busy 409 (policy reject) or 503 with
 Retry-After (a queued turn waited too long), a stale turn 409, the server or the model unreachable
-502/503/504, rate limits 429 with Retry-After.
+502/503/504, rate limits 429 with Retry-After. On the OpenAI-compatible endpoint the same errors
+take OpenAI's shape (`{"error": {"message", "type", "code"}}`), which its SDKs read.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from turnstate.errors import (
 log = logging.getLogger("turnstate.api")
 
 MODEL_STATUS = {"timeout": 504, "rate_limited": 429, "unavailable": 502, "auth": 502, "bad_request": 502}
+OPENAI_PATHS = ("/v1/chat/",)
 
 
 @dataclass(frozen=True)
@@ -45,12 +47,17 @@ class Problem:
     def body(self) -> dict[str, Any]:
         return {"type": "about:blank", "title": self.title, "status": self.status, "detail": self.detail, **self.extra}
 
-    def response(self) -> JSONResponse:
+    def openai_body(self) -> dict[str, Any]:
+        kind = self.extra.get("kind") or self.title.lower().replace(" ", "_")
+        return {"error": {"message": self.detail, "type": kind, "code": self.status}}
+
+    def response(self, *, openai_style: bool = False) -> JSONResponse:
         ra = self.retry_after
         headers = {"Retry-After": str(max(1, math.ceil(ra)))} if ra is not None else None
-        return JSONResponse(
-            self.body(), status_code=self.status, headers=headers, media_type="application/problem+json"
-        )
+        if openai_style:
+            return JSONResponse(self.openai_body(), status_code=self.status, headers=headers)
+        media = "application/problem+json"
+        return JSONResponse(self.body(), status_code=self.status, headers=headers, media_type=media)
 
 
 def problem(status: int, title: str, detail: str, *, retry_after: float | None = None, **extra: Any) -> JSONResponse:
@@ -86,20 +93,26 @@ def describe(exc: BaseException) -> Problem:
 
 
 def install(app: FastAPI, metrics: Callable[[], Metrics]) -> None:
-    """Answer every error with problem details, counting it by kind."""
+    """Answer every error with problem details (OpenAI's shape on its endpoint), counting it by kind."""
+
+    def respond(request: Request, found: Problem) -> JSONResponse:
+        return found.response(openai_style=request.url.path.startswith(OPENAI_PATHS))
 
     async def on_error(request: Request, exc: Exception) -> JSONResponse:
         metrics().errors.labels(error_kind(exc)).inc()
-        return describe(exc).response()
+        return respond(request, describe(exc))
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
-        return problem(exc.status_code, "HTTP error", str(exc.detail))
+        return respond(request, Problem(exc.status_code, "HTTP error", str(exc.detail)))
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
-        return problem(422, "Invalid request", "the request does not match the schema", errors=errors)
+        errors = [
+            {"loc": ".".join(str(p) for p in e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in exc.errors()
+        ]
+        detail = "the request does not match the schema: " + "; ".join(f"{e['loc']}: {e['msg']}" for e in errors)
+        return respond(request, Problem(422, "Invalid request", detail, extra={"errors": errors}))
 
     # TurnstateError: expected, answered and counted. Exception: a bug; Starlette also logs it.
     app.add_exception_handler(TurnstateError, on_error)
