@@ -116,6 +116,27 @@ def demo() -> None:
     run(run_demo())
 
 
+bench_app = typer.Typer(help="Benchmarks (figures are ratios within one run; absolute times vary).")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("core")
+def bench_core(
+    redis_url: Annotated[str | None, typer.Option("--redis-url", help="unset: a fresh embedded Valkey")] = None,
+    turns: Annotated[int, typer.Option(min=1, help="turns per variant per block")] = 50,
+    blocks: Annotated[int, typer.Option(min=1, help="blocks, variants interleaved")] = 20,
+    long_history: Annotated[int, typer.Option(min=50, help="messages in the long conversation")] = 5000,
+) -> None:
+    """Turn latency: turnstate vs a bare article-style turn, and 5,000 vs 50 messages of history."""
+    from turnstate.bench.core import render_markdown, run_core_bench
+
+    async def measure() -> None:
+        result = await run_core_bench(redis_url, turns=turns, blocks=blocks, long_history=long_history)
+        typer.echo(render_markdown(result))
+
+    run(measure())
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

@@ -1,0 +1,89 @@
+"""The command line, run as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from turnstate import Settings, __version__, connect_sync
+from turnstate.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, redis_url: str, key_prefix: str) -> dict[str, str]:
+    env = {"TURNSTATE_REDIS_URL": redis_url, "TURNSTATE_KEY_PREFIX": key_prefix}
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "TURNSTATE_OPENAI_API_KEY", "TURNSTATE_OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def test_version_and_help() -> None:
+    assert runner.invoke(app, ["version"]).stdout.strip() == __version__
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("serve", "chat", "history", "delete", "doctor", "demo", "bench"):
+        assert command in result.stdout
+
+
+def test_history_and_delete(cli_env: dict[str, str], session_id: str) -> None:
+    with connect_sync(cli_env["TURNSTATE_REDIS_URL"], settings=Settings()) as store:
+        turn = store.begin_turn(session_id, "from the library")
+        store.finish_turn(turn, "and its reply")
+    shown = runner.invoke(app, ["history", session_id])
+    assert shown.exit_code == 0
+    assert "#1 user: from the library" in shown.stdout and "#2 assistant: and its reply" in shown.stdout
+    assert runner.invoke(app, ["delete", session_id]).stdout.strip() == f"deleted {session_id}"
+    assert runner.invoke(app, ["delete", session_id]).stdout.strip() == f"no session {session_id}"
+
+
+def test_bad_input_is_one_clear_line(cli_env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["history", "bad{id"])
+    assert result.exit_code == 1
+    assert "error: invalid session id" in result.stdout
+    assert "Traceback" not in result.stdout
+
+
+def test_doctor_checks_store_and_model(cli_env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["doctor"])
+    assert result.exit_code == 0, result.stdout
+    assert "ok   state store" in result.stdout and "ok   model: offline answered" in result.stdout
+
+
+def test_doctor_reports_an_unreachable_store_without_credentials(cli_env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["doctor", "--redis-url", "redis://bob:hunter2@127.0.0.1:1/0"])
+    assert result.exit_code == 1
+    assert "FAIL state store" in result.stdout and "127.0.0.1:1" in result.stdout
+    assert "hunter2" not in result.stdout
+
+
+def test_interactive_chat_streams_and_shows_the_window(cli_env: dict[str, str], session_id: str) -> None:
+    env = {**os.environ, **cli_env, "COLUMNS": "200"}
+    script = "Hello, terminal!\nSecond line\n/window\n/history\n/quit\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "turnstate", "chat", "--session", session_id],
+        input=script,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    out = done.stdout
+    assert "offline model" in out and "Hello, terminal!" in out
+    assert "window of turn #3: 3 messages" in out
+    assert "#4 assistant:" in out
+
+
+def test_bench_core_runs_from_the_cli(cli_env: dict[str, Any], redis_url: str) -> None:
+    result = runner.invoke(app, ["bench", "core", "--redis-url", redis_url, "--turns", "2", "--blocks", "3"])
+    assert result.exit_code == 0, result.stdout
+    assert "turnstate / bare, p50" in result.stdout and "2 EVALSHA" in result.stdout
