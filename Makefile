@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck check bench clean
+.PHONY: install serve demo test lint typecheck check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+serve: install  ## the chat service on http://127.0.0.1:8000 over an embedded Valkey (TURNSTATE_* to configure)
+	$(BIN)/turnstate serve
 
 demo: install  ## a scripted conversation on an embedded Valkey: window, archive, race vs JSON blob
 	$(BIN)/turnstate demo
