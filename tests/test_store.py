@@ -38,10 +38,10 @@ async def test_window_is_bounded_by_message_count(make_store: Any, session_id: s
 async def test_window_is_bounded_by_token_budget(make_store: Any, session_id: str) -> None:
     store = make_store(window_tokens=20)
     for n in range(5):
-        await store.append(session_id, "system", "word " * 10, message_id=f"s-{n}")  # 10 tokens each
-    turn = await store.begin_turn(session_id, "one two four five", message_id="u")  # 4 tokens
+        await store.append(session_id, "system", "word " * 10, message_id=f"s-{n}")  # 50 bytes: 13 tokens each
+    turn = await store.begin_turn(session_id, "one two four five", message_id="u")  # 17 bytes: 5 tokens
     assert sum(m.tokens for m in turn.messages) <= 20
-    assert [m.seq for m in turn.messages] == [5, 6]  # 4 + 10 + 10 would not fit
+    assert [m.seq for m in turn.messages] == [5, 6]  # 5 + 13 + 13 would not fit
 
 
 async def test_newest_message_is_kept_even_over_budget(make_store: Any, session_id: str) -> None:

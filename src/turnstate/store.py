@@ -21,7 +21,7 @@ from turnstate.connection import make_client, redacted, unavailable_as
 from turnstate.errors import InvalidInput, SessionBusy, StaleTurn, TurnstateError
 from turnstate.keys import SessionKeys, session_keys, validate_id, validate_message_id
 from turnstate.servers import EmbeddedValkey
-from turnstate.tokens import ApproximateCounter, TokenCounter
+from turnstate.tokens import ApproximateCounter, TokenCounter, tokens_for_bytes
 from turnstate.types import ROLES, Message, Policy, Role, SessionInfo, Turn
 
 MIN_WAIT_SECONDS = 0.01
@@ -255,7 +255,8 @@ class Store:
             raise InvalidInput("content is not valid Unicode (it holds a lone surrogate)") from None
         if size > self.settings.max_content_bytes:
             raise InvalidInput(f"content is {size} bytes; the limit is {self.settings.max_content_bytes}")
-        tokens = self.tokens.count(content)
+        # The default counter needs only the byte length, which is at hand: no second encode.
+        tokens = tokens_for_bytes(size) if type(self.tokens) is ApproximateCounter else self.tokens.count(content)
         body = codec.encode_body(message_id=message_id, role=role, content=content, tokens=tokens, reply_to=reply_to)
         return body, tokens
 
