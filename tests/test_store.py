@@ -107,16 +107,23 @@ async def test_every_key_of_a_session_shares_one_cluster_slot(store: Store, sess
     assert len({key_slot(k.encode()) for k in keys.all()}) == 1
 
 
+@pytest.mark.parametrize("write", ["append", "abort_turn"])
 async def test_every_write_refreshes_the_ttl_of_every_key(
-    make_store: Any, client: aioredis.Redis, session_id: str, key_prefix: str
+    make_store: Any, client: aioredis.Redis, session_id: str, key_prefix: str, write: str
 ) -> None:
     store = make_store(ttl_seconds=1000, max_messages=2, window_messages=2)
     await one_turn(store, session_id, 1, think=0)
     await one_turn(store, session_id, 2, think=0)  # evicts to the archive
+    failing = (
+        await store.begin_turn(session_id, "the model call fails", message_id="f") if write == "abort_turn" else None
+    )
     keys = session_keys(key_prefix, "default", session_id)
     for key in (keys.msgs, keys.meta, keys.archive, keys.ids):
         await client.pexpire(key, 5_000)
-    await store.append(session_id, "system", "note")
+    if failing is None:
+        await store.append(session_id, "system", "note")
+    else:
+        assert await store.abort_turn(failing)
     for key in (keys.msgs, keys.meta, keys.archive, keys.ids):
         assert await client.pttl(key) > 900_000, key
 

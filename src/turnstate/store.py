@@ -152,7 +152,10 @@ class Store:
         if turn.fence == 0:
             return False
         _, keys = self._keys(turn.session, turn.tenant)
-        released = await self._run(scripts.ABORT_TURN, keys, [turn.fence, int(self.settings.lease_seconds * 1000)])
+        s = self.settings
+        released = await self._run(
+            scripts.ABORT_TURN, keys, [turn.fence, int(s.lease_seconds * 1000), s.ttl_seconds * 1000]
+        )
         return bool(released)
 
     async def append(

@@ -1,20 +1,39 @@
 -- Shared by every session script; the loader puts it in front of each one.
 -- KEYS: 1 msgs (List, oldest first)  2 meta (Hash)  3 archive (List)  4 ids (Hash)  5 wake (List)
+-- Each redis.call costs a few microseconds, so a script reads `meta` once (meta()) and writes
+-- it once (one HSET of everything it changed), and keeps the values it needs in Lua.
 
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Store a message body (JSON without seq/ts) as the next message; messages pushed past
--- max_messages move to the archive, in order, in this same script: nothing is dropped.
-local function push(body, max_messages, ts)
-  local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+-- The named fields of `meta`, read with one HMGET, as a table (a missing field is false).
+local function meta(...)
+  local names = {...}
+  local values = redis.call('HMGET', KEYS[2], unpack(names))
+  local m = {}
+  for i, name in ipairs(names) do
+    m[name] = values[i]
+  end
+  return m
+end
+
+-- Store a message body (JSON without seq/ts) as message `seq`; the caller writes `seq` to meta.
+-- Messages pushed past max_messages move to the archive, in order, in this same script:
+-- nothing is dropped.
+local function push(body, seq, max_messages, ts)
   local len = redis.call('RPUSH', KEYS[1], '{"seq":' .. seq .. ',"ts":' .. ts .. ',' .. string.sub(body, 2))
   for _ = 1, len - max_messages do
     redis.call('LMOVE', KEYS[1], KEYS[3], 'LEFT', 'RIGHT')
   end
-  return seq
+end
+
+-- The token count of a stored message, which starts {"seq":N,"ts":T,"tokens":K,... (plain finds:
+-- a pattern match costs twice as much, and the window loop runs this for every message).
+local function tokens_of(message)
+  local start = string.find(message, ',"tokens":', 8, true) + 10
+  return tonumber(string.sub(message, start, string.find(message, ',', start, true) - 1))
 end
 
 -- Every write refreshes the TTL of every key of the session.
@@ -44,22 +63,20 @@ local function find(seq)
   return ''
 end
 
--- Does this fence still hold the session? (No newer turn has been given a lease.)
-local function fence_current(fence)
-  return redis.call('HGET', KEYS[2], 'fence') == fence
-end
-
--- Release the lease if this fence holds it, and wake one queued turn.
-local function release(fence, wake_ms)
-  if redis.call('HGET', KEYS[2], 'lease') == fence then
-    redis.call('HDEL', KEYS[2], 'lease', 'lease_until')
-    redis.call('LPUSH', KEYS[5], fence)
-    redis.call('LTRIM', KEYS[5], 0, 0)
-    redis.call('PEXPIRE', KEYS[5], wake_ms)
+-- Release the lease if `fence` holds it (`lease` is meta's lease field, read by the caller),
+-- and wake one queued turn. The wake list keeps one token at most.
+local function release(lease, fence, wake_ms)
+  if lease ~= fence then
+    return false
   end
+  redis.call('HDEL', KEYS[2], 'lease', 'lease_until')
+  if redis.call('LPUSH', KEYS[5], fence) > 1 then
+    redis.call('LTRIM', KEYS[5], 0, 0)
+  end
+  redis.call('PEXPIRE', KEYS[5], wake_ms)
+  return true
 end
 
-local function summary_due(summary_every)
-  local m = redis.call('HMGET', KEYS[2], 'seq', 'summary_upto')
-  return (tonumber(m[1]) or 0) - (tonumber(m[2]) or 0) >= summary_every and 1 or 0
+local function summary_due(last_seq, summary_upto, summary_every)
+  return last_seq - (tonumber(summary_upto) or 0) >= summary_every and 1 or 0
 end

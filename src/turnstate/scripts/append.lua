@@ -8,15 +8,19 @@ if prior then
   return {'duplicate', find(parse_id(prior))}
 end
 local now = now_ms()
+local m = meta('seq', 'fence', 'lease')
+local seq = (tonumber(m.seq) or 0) + 1
+local changed = {'seq', seq}
 if ARGV[3] ~= '' then
-  if not fence_current(ARGV[3]) then
+  if m.fence ~= ARGV[3] then
     return {'stale'}
   end
-  if redis.call('HGET', KEYS[2], 'lease') == ARGV[3] then
-    redis.call('HSET', KEYS[2], 'lease_until', now + tonumber(ARGV[6]))
+  if m.lease == ARGV[3] then
+    changed[3], changed[4] = 'lease_until', now + tonumber(ARGV[6])
   end
 end
-local seq = push(ARGV[1], tonumber(ARGV[4]), now)
+push(ARGV[1], seq, tonumber(ARGV[4]), now)
+redis.call('HSET', KEYS[2], unpack(changed))
 redis.call('HSET', KEYS[4], ARGV[2], seq)
 touch(tonumber(ARGV[5]))
 return {'ok', seq, now}

@@ -12,44 +12,53 @@ local prior = redis.call('HGET', KEYS[4], ARGV[2])
 if prior then
   seq, reply_seq = parse_id(prior)
 end
+local m = meta('seq', 'fence', 'lease', 'lease_until', 'summary', 'summary_upto', 'summary_tokens')
+local last = tonumber(m.seq) or 0
 
 local status, fence, reply = 'answered', 0, ''
 if reply_seq then
   reply = find(reply_seq)
 else
+  local changed = {}
   if ARGV[3] ~= 'interleave' then
-    local lease = redis.call('HMGET', KEYS[2], 'lease', 'lease_until')
-    if lease[1] and tonumber(lease[2]) > now then
-      return {'busy', tonumber(lease[2]) - now}
+    local lease_until = tonumber(m.lease_until)
+    if m.lease and lease_until > now then
+      return {'busy', lease_until - now}
     end
-    fence = redis.call('HINCRBY', KEYS[2], 'fence', 1)
-    redis.call('HSET', KEYS[2], 'lease', fence, 'lease_until', now + tonumber(ARGV[4]))
+    fence = (tonumber(m.fence) or 0) + 1
+    changed = {'fence', fence, 'lease', fence, 'lease_until', now + tonumber(ARGV[4])}
   end
   if seq then
     status = 'resumed'
   else
     status = 'new'
-    seq = push(ARGV[1], tonumber(ARGV[5]), now)
+    last = last + 1
+    seq = last
+    push(ARGV[1], seq, tonumber(ARGV[5]), now)
+    changed[#changed + 1] = 'seq'
+    changed[#changed + 1] = seq
     redis.call('HSET', KEYS[4], ARGV[2], seq)
+  end
+  if #changed > 0 then
+    redis.call('HSET', KEYS[2], unpack(changed))
   end
   touch(tonumber(ARGV[8]))
 end
 
-local meta = redis.call('HMGET', KEYS[2], 'summary', 'summary_upto', 'summary_tokens')
-local out = {status, seq, fence, meta[1] or '', tonumber(meta[2]) or 0, summary_due(tonumber(ARGV[9])), reply}
-
 -- The window: the newest messages, at most ARGV[6] of them and within the token budget left
 -- after the summary; the newest message is always included.
 local elems = redis.call('LRANGE', KEYS[1], -tonumber(ARGV[6]), -1)
-local budget = tonumber(ARGV[7]) - (tonumber(meta[3]) or 0)
+local budget = tonumber(ARGV[7]) - (tonumber(m.summary_tokens) or 0)
 local first, total = #elems, 0
 for i = #elems, 1, -1 do
-  total = total + tonumber(string.match(elems[i], '^{"seq":%d+,"ts":%d+,"tokens":(%d+)'))
+  total = total + tokens_of(elems[i])
   if total > budget and i < #elems then
     break
   end
   first = i
 end
+local due = summary_due(last, m.summary_upto, tonumber(ARGV[9]))
+local out = {status, seq, fence, m.summary or '', tonumber(m.summary_upto) or 0, due, reply}
 for i = first, #elems do
   out[#out + 1] = elems[i]
 end

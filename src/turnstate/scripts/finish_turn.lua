@@ -14,13 +14,16 @@ end
 if reply_seq then
   return {'answered', find(reply_seq)}
 end
-if ARGV[4] ~= '0' and not fence_current(ARGV[4]) then
+local m = meta('seq', 'fence', 'lease', 'summary_upto')
+if ARGV[4] ~= '0' and m.fence ~= ARGV[4] then
   return {'stale'}
 end
 
 local now = now_ms()
-reply_seq = push(ARGV[1], tonumber(ARGV[5]), now)
+reply_seq = (tonumber(m.seq) or 0) + 1
+push(ARGV[1], reply_seq, tonumber(ARGV[5]), now)
+redis.call('HSET', KEYS[2], 'seq', reply_seq)
 redis.call('HSET', KEYS[4], ARGV[2], seq .. ':' .. reply_seq)
-release(ARGV[4], tonumber(ARGV[7]))
+release(m.lease, ARGV[4], tonumber(ARGV[7]))
 touch(tonumber(ARGV[6]))
-return {'ok', reply_seq, now, summary_due(tonumber(ARGV[8]))}
+return {'ok', reply_seq, now, summary_due(reply_seq, m.summary_upto, tonumber(ARGV[8]))}
