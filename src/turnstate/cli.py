@@ -7,6 +7,7 @@ Every option can also be set by the environment variable named in its help (the 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -133,6 +134,46 @@ def bench_core(
     async def measure() -> None:
         result = await run_core_bench(redis_url, turns=turns, blocks=blocks, long_history=long_history)
         typer.echo(render_markdown(result))
+
+    run(measure())
+
+
+def _numbers(text: str | None) -> tuple[float, ...] | None:
+    """A comma-separated list of numbers from an option, or None when the option was not given."""
+    try:
+        return None if text is None else tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+@bench_app.command("run")
+def bench_run(
+    redis_url: Annotated[str | None, typer.Option("--redis-url", help="unset: a fresh embedded Valkey")] = None,
+    report_dir: Annotated[Path, typer.Option(help="where bench.json, bench.md and the charts go")] = Path("report"),
+    short: Annotated[bool, typer.Option("--short", help="seconds, not minutes: the CI regression check")] = False,
+    histories: Annotated[str | None, typer.Option(help="history lengths (default 50,500,5000)")] = None,
+    delays: Annotated[str | None, typer.Option(help="added round-trip times in ms (default 1,20)")] = None,
+    sessions: Annotated[str | None, typer.Option(help="concurrent sessions (default 1,8,64)")] = None,
+    price_per_100k: Annotated[
+        float | None, typer.Option(help="assumed $ per 100,000 commands (default 0.20: Upstash pay-as-you-go)")
+    ] = None,
+    key_prefix: Annotated[str | None, typer.Option(help="prefix of the bench's keys (default: a fresh one)")] = None,
+) -> None:
+    """The article's four patterns and turnstate on one workload; exit 1 if a regression check fails."""
+    from turnstate.bench.report import run_and_report
+    from turnstate.bench.results import BenchConfig
+
+    overrides: dict[str, object] = {} if price_per_100k is None else {"price_per_100k": price_per_100k}
+    for name, value in (("histories", histories), ("delays_ms", delays), ("sessions", sessions)):
+        if (parsed := _numbers(value)) is not None:
+            overrides[name] = parsed if name == "delays_ms" else tuple(int(v) for v in parsed)
+    config = BenchConfig.short_run(**overrides) if short else BenchConfig.full(**overrides)
+
+    async def measure() -> None:
+        result = await run_and_report(redis_url, config, report_dir, console, key_prefix=key_prefix)
+        if not result.ok:
+            console.print("[red]a regression check failed[/red]")
+            raise typer.Exit(1)
 
     run(measure())
 

@@ -154,7 +154,7 @@ def bench_server(url: str | None) -> Iterator[str]:
             server.stop()
 
 
-async def _server_version(client: aioredis.Redis) -> str:
+async def server_version(client: aioredis.Redis) -> str:
     info = await client.info("server")
     if "valkey_version" in info:
         return f"Valkey {info['valkey_version']}"
@@ -194,7 +194,7 @@ async def run_core_bench(
                      TurnstateTurns(Store(client, long, address=address), "long", texts)),
         ]  # fmt: skip
         try:
-            server = await _server_version(client)
+            server = await server_version(client)
             for v in variants:
                 await v.prepare(warmup, window)
             for b in range(blocks):

@@ -15,6 +15,11 @@ from turnstate.config import Settings
 from turnstate.keys import session_keys
 from turnstate.patterns import (
     ARTICLE_UPDATE_CHAT,
+    ArticlePattern,
+    ChatMessage,
+    ChatPattern,
+    JsonBlobPattern,
+    TurnstatePattern,
     article_key,
     decode_newest_first,
     encode,
@@ -27,6 +32,7 @@ from turnstate.store import Store
 BARE_FINISH = Script.load("bare_finish", prelude=False)
 
 MESSAGE_BYTES = 400
+SEED_CHUNK = 1000
 _PHRASE = (
     "the agent keeps a short window of recent messages and a summary of older ones so every "
     "prompt stays small while the conversation grows over days of use by many stateless replicas"
@@ -120,3 +126,34 @@ class TurnstateTurns:
 
     async def delete(self) -> None:
         await self.store.delete(self.session)
+
+
+def conversation(n: int, texts: Texts) -> list[ChatMessage]:
+    """`n` messages of a finished conversation (question, answer, ...), oldest first, ids `h<i>`."""
+    out: list[ChatMessage] = []
+    for i in range(n // 2):
+        out += [user_message(f"h{i}", texts.user(i)), reply_message(f"h{i}", texts.reply(i))]
+    return out
+
+
+async def seed_history(pattern: ChatPattern, session: str, n: int, texts: Texts) -> None:
+    """Give `session` a history of `n` messages, stored as `pattern` stores them.
+
+    turnstate's sessions are filled through its own turns (sequence numbers, ids and archive come
+    from its scripts). An article pattern's one key is written directly, as n/2 of its turns
+    would leave it: filling a JSON blob turn by turn would take time quadratic in `n`.
+    """
+    if isinstance(pattern, TurnstatePattern):
+        for i in range(n // 2):
+            await pattern.finish(await pattern.begin(session, texts.user(i), f"h{i}"), texts.reply(i))
+        return
+    if not isinstance(pattern, ArticlePattern):
+        raise TypeError(f"cannot seed a {type(pattern).__name__}")
+    key, client, ttl = pattern.key(session), pattern.client, pattern.settings.ttl_seconds
+    messages = conversation(n, texts)
+    if isinstance(pattern, JsonBlobPattern):
+        await client.set(key, encode(messages), ex=ttl)
+        return
+    for start in range(0, len(messages), SEED_CHUNK):  # oldest first, so the newest ends at the head
+        await client.lpush(key, *(encode(m) for m in messages[start : start + SEED_CHUNK]))
+    await client.expire(key, ttl)  # the article's list pattern sets none; the bench's keys never outlive it
