@@ -7,6 +7,7 @@ the model, memory or API layers, so it stays usable alone as a library.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Generator
@@ -19,12 +20,16 @@ from turnstate import codec, scripts
 from turnstate.config import Settings
 from turnstate.connection import make_client, redacted, unavailable_as
 from turnstate.errors import InvalidInput, SessionBusy, StaleTurn, TurnstateError
-from turnstate.keys import SessionKeys, session_keys, validate_id, validate_message_id
+from turnstate.keys import SessionKeys, session_keys, validate_message_id
 from turnstate.servers import EmbeddedValkey
 from turnstate.tokens import ApproximateCounter, TokenCounter, tokens_for_bytes
 from turnstate.types import ROLES, Message, Policy, Role, SessionInfo, Turn
 
 MIN_WAIT_SECONDS = 0.01
+
+# A turn needs its session's keys twice; building them validates two ids and formats five names.
+# Only valid ids are cached (an invalid one raises, and exceptions are not cached).
+_cached_keys = functools.lru_cache(maxsize=1024)(session_keys)
 
 
 def _text(value: bytes | str | None) -> str:
@@ -109,7 +114,7 @@ class Store:
             seq=seq,
             message_id=message_id,
             fence=fence,
-            messages=codec.decode_all(window),
+            messages=codec.decode_many(window),
             summary=_text(summary) or None,
             summary_upto=summary_upto,
             summary_due=bool(due),
@@ -198,7 +203,7 @@ class Store:
         """Every message still held (archive, then hot list), oldest first, in one snapshot."""
         _, keys = self._keys(session, tenant)
         reply = await self._run(scripts.READ_SESSION, keys, [1])
-        return list(codec.decode_all(reply[7:]))
+        return list(codec.decode_many(reply[7:]))
 
     async def info(self, session: str, *, tenant: str | None = None) -> SessionInfo:
         """Counts, summary and TTL of a session, without reading its messages."""
@@ -243,14 +248,16 @@ class Store:
     # -- internals ---------------------------------------------------------------------------
 
     def _keys(self, session: str, tenant: str | None) -> tuple[str, SessionKeys]:
-        tenant = validate_id(tenant if tenant is not None else self.settings.tenant, "tenant id")
-        return tenant, session_keys(self.settings.key_prefix, tenant, session)
+        """The session's keys; session_keys validates both ids (and raises InvalidInput)."""
+        tenant = self.settings.tenant if tenant is None else tenant
+        build = _cached_keys if isinstance(tenant, str) and isinstance(session, str) else session_keys
+        return tenant, build(self.settings.key_prefix, tenant, session)
 
     def _body(self, message_id: str, role: str, content: str, reply_to: int | None = None) -> tuple[str, int]:
         """Validate content; return the encoded body and its token count."""
         if not isinstance(content, str):
             raise InvalidInput(f"content must be a string, not {type(content).__name__}")
-        if not content.strip():
+        if not content or content.isspace():
             raise InvalidInput("content is empty")
         try:
             size = len(content.encode("utf-8"))

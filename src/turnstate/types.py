@@ -18,9 +18,13 @@ class Policy(StrEnum):
     INTERLEAVE = "interleave"  # no lease: the article's behaviour, kept for comparison
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Message:
-    """One stored message. `seq` is assigned by the server and orders the session."""
+    """One stored message. `seq` is assigned by the server and orders the session.
+
+    No `__slots__`: the codec builds one from a decoded JSON object by installing the dict as
+    its `__dict__`, which is what makes decoding a prompt window cheap.
+    """
 
     seq: int
     id: str
