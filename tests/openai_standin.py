@@ -1,8 +1,9 @@
 """A local stand-in for the remote OpenAI API: a real HTTP server on 127.0.0.1.
 
 Tests point the real SDK at it, so its HTTP, retries, backoff and timeouts are exercised, not
-imitated. It answers POST /v1/chat/completions (JSON, or server-sent events when `stream` is set),
-records every request, and can be told to fail, stall or cut a stream short.
+imitated. It answers POST /v1/chat/completions (JSON, or server-sent events when `stream` is set) and
+POST /v1/embeddings (vectors derived from each text's hash: see standin_embedding), records
+every request, and can be told to fail, stall or cut a stream short.
 
     with OpenAIStandIn() as api:
         api.fail(429, times=1)
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import re
 import socket
@@ -120,7 +122,12 @@ class OpenAIStandIn:
         # the backlog: no polling for readiness.
         self._socket.bind(("127.0.0.1", 0))
         self._socket.listen(64)
-        app = Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
+        app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+            ]
+        )
         config = uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off", ws="none", http="h11", timeout_graceful_shutdown=2
         )
@@ -219,3 +226,32 @@ class OpenAIStandIn:
         if self._loop is not None and not self._loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop stopped in between
                 self._loop.call_soon_threadsafe(wake.set)
+
+    async def _embeddings(self, request: Request) -> Response:
+        """Vectors of `dimensions` (default EMBEDDING_DIM) values per input; the float encoding only."""
+        body = json.loads(await request.body())
+        self.requests.append(RecordedRequest(request.url.path, dict(request.headers), body))
+        if self._failures:
+            return self._error(self._failures.popleft(), request.headers.get("authorization", ""))
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        if body.get("encoding_format") != "float":
+            return JSONResponse({"error": {"message": "only float here", "type": "invalid_request_error"}}, 400)
+        dim = int(body.get("dimensions") or EMBEDDING_DIM)
+        data = [
+            {"object": "embedding", "index": i, "embedding": standin_embedding(text, dim)}
+            for i, text in enumerate(texts)
+        ]
+        data.reverse()  # servers may answer out of order; clients must go by `index`
+        usage = {"prompt_tokens": len(texts), "total_tokens": len(texts)}
+        return JSONResponse({"object": "list", "data": data, "model": body.get("model"), "usage": usage})
+
+
+EMBEDDING_DIM = 8
+
+
+def standin_embedding(text: str, dim: int) -> list[float]:
+    """A unit vector that depends only on the text: what the stand-in's embeddings endpoint returns for it."""
+    digest = hashlib.sha256(text.encode()).digest() * (dim // 32 + 1)
+    values = [byte - 127.5 for byte in digest[:dim]]
+    norm = sum(v * v for v in values) ** 0.5
+    return [v / norm for v in values]

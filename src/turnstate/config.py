@@ -69,6 +69,22 @@ class Settings(BaseSettings):
     api_keys: SecretStr | None = Field(default=None, description='JSON object {"<key>": "<tenant>", ...}')
     api_keys_file: Path | None = Field(default=None, description="lines of '<tenant> <key>'")
     max_request_bytes: int = Field(default=65_536, ge=1_024, description="largest HTTP request body")
+    # Long-term memory: facts in PostgreSQL with pgvector, embedded offline unless told otherwise.
+    database_url: SecretStr | None = Field(
+        default=None, description="postgresql:// URL of a PostgreSQL with pgvector; unset: an embedded one"
+    )
+    embeddings: Literal["offline", "openai"] = Field(
+        default="offline",
+        description="offline: a bundled multilingual-e5-small; openai: an OpenAI-compatible embeddings endpoint",
+    )
+    embedding_model: str = Field(default="text-embedding-3-small", min_length=1, description="with embeddings=openai")
+    embedding_dimensions: int | None = Field(
+        default=None, ge=1, le=2_000, description="vector size; needed for models other than OpenAI's own"
+    )
+    embedding_base_url: str | None = Field(default=None, description="with embeddings=openai; unset: openai_base_url")
+    embedding_api_key: SecretStr | None = Field(
+        default=None, description="with embeddings=openai; unset: openai_api_key"
+    )
 
     @model_validator(mode="after")
     def _window_fits(self) -> Settings:
@@ -76,7 +92,19 @@ class Settings(BaseSettings):
             raise ValueError("window_messages must not exceed max_messages")
         return self
 
-    @field_validator("openai_api_key", "openai_base_url", mode="before")
+    @model_validator(mode="after")
+    def _embedding_endpoint_needs_opt_in(self) -> Settings:
+        """An embeddings endpoint set while the offline embedder is selected would be silently ignored."""
+        if self.embeddings == "offline" and (self.embedding_base_url or self.embedding_api_key):
+            raise ValueError(
+                "TURNSTATE_EMBEDDING_BASE_URL or TURNSTATE_EMBEDDING_API_KEY is set, but the embedder is the offline "
+                "one: set TURNSTATE_EMBEDDINGS=openai to use that endpoint"
+            )
+        return self
+
+    @field_validator(
+        "openai_api_key", "openai_base_url", "database_url", "embedding_base_url", "embedding_api_key", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         """`OPENAI_API_KEY=` (set but empty, common in compose files) means no key, not an empty one."""

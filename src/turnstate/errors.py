@@ -60,3 +60,21 @@ class ModelError(TurnstateError):
     def transient(self) -> bool:
         """True when the same request may succeed later (timeouts, rate limits, outages)."""
         return self.kind in ("timeout", "rate_limited", "unavailable")
+
+
+class EmbeddingError(TurnstateError):
+    """No embeddings could be had; `kind` (as for ModelError) tells callers whether trying later can help.
+
+    The message names the embedder and the cause, never an API key.
+    """
+
+    def __init__(self, message: str, kind: ModelErrorKind, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind: ModelErrorKind = kind
+        self.status = status
+
+    @property
+    def transient(self) -> bool:
+        """True when the same request may succeed later (timeouts, rate limits, outages)."""
+        return self.kind in ("timeout", "rate_limited", "unavailable")
+

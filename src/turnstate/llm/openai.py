@@ -63,8 +63,7 @@ class OpenAIModel:
             timeout=timeout,
             max_retries=max_retries,
         )
-        url = self._client.base_url
-        self._where = f"{url.host}:{url.port}" if url.port else url.host
+        self._where = endpoint_address(self._client)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAIModel:
@@ -107,16 +106,25 @@ class OpenAIModel:
             await self._client.close()
 
     def _model_error(self, err: openai.OpenAIError) -> ModelError:
-        kind = _kind(err)
+        kind, what = describe_failure(err, timeout=self._timeout, secret=self._secret)
         status = err.status_code if isinstance(err, openai.APIStatusError) else None
         retry_after = _retry_after(err.response.headers) if isinstance(err, openai.APIStatusError) else None
-        timed_out = isinstance(err, openai.APITimeoutError)
-        detail = f"no response within {self._timeout:g}s" if timed_out else _detail(err)
-        if self._secret:
-            detail = detail.replace(self._secret, "***")
-        return ModelError(
-            f"{self.name} at {self._where} {_FAILURE[kind]}: {detail}", kind, retry_after=retry_after, status=status
-        )
+        return ModelError(f"{self.name} at {self._where} {what}", kind, retry_after=retry_after, status=status)
+
+
+def endpoint_address(client: openai.AsyncOpenAI) -> str:
+    """host[:port] of the client's endpoint, for error messages (the path and any credentials left out)."""
+    url = client.base_url
+    return f"{url.host}:{url.port}" if url.port else url.host
+
+
+def describe_failure(err: openai.OpenAIError, *, timeout: float, secret: str) -> tuple[ModelErrorKind, str]:
+    """The failure's kind, and what happened in a few words with `secret` blanked; shared with the embedder."""
+    kind = _kind(err)
+    detail = f"no response within {timeout:g}s" if isinstance(err, openai.APITimeoutError) else _detail(err)
+    if secret:
+        detail = detail.replace(secret, "***")
+    return kind, f"{_FAILURE[kind]}: {detail}"
 
 
 def _kind(err: openai.OpenAIError) -> ModelErrorKind:
