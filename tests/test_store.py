@@ -9,7 +9,8 @@ import redis.asyncio as aioredis
 from redis.crc import key_slot
 
 from tests.helpers import assert_consistent, one_turn
-from turnstate import Store
+from turnstate import ServerUnavailable, Store
+from turnstate.connection import make_client
 from turnstate.keys import session_keys
 
 
@@ -170,3 +171,13 @@ async def test_summary_due_flag_comes_back_with_the_turn(make_store: Any, sessio
         await store.finish_turn(turn, "a")
     # begin sees seq 1, 3, 5 un-summarised messages
     assert flags == [n >= every for n in (1, 3, 5)]
+
+
+async def test_a_turn_against_an_unreachable_server_raises_server_unavailable(make_settings: Any) -> None:
+    store = Store(make_client("redis://127.0.0.1:1/0", connect_timeout=1), make_settings())
+    try:
+        with pytest.raises(ServerUnavailable, match=r"127\.0\.0\.1:1"):
+            await store.begin_turn("s-1", "Hello!")
+        assert store.round_trips == 1
+    finally:
+        await store.aclose()

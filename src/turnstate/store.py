@@ -59,6 +59,7 @@ class Store:
         self.address = address
         self.round_trips = 0  # requests sent to the server, for metrics
         self._embedded = embedded
+        self._packed: tuple[Settings | None, str] = (None, "")
 
     # -- turns -------------------------------------------------------------------------------
 
@@ -85,12 +86,8 @@ class Store:
             raise InvalidInput(f"unknown policy {policy!r}: use one of {', '.join(p.value for p in Policy)}") from None
         message_id = validate_message_id(message_id) if message_id is not None else uuid.uuid4().hex
         body, _ = self._body(message_id, "user", content)
-        s = self.settings
-        args = [
-            body, message_id, policy.value, int(s.lease_seconds * 1000), s.max_messages,
-            s.window_messages, s.window_tokens, s.ttl_seconds * 1000, s.summary_every,
-        ]  # fmt: skip
-        deadline = time.monotonic() + s.queue_wait_seconds
+        args = [body, message_id, policy.value, self._settings_arg()]
+        deadline = time.monotonic() + self.settings.queue_wait_seconds
         while True:
             reply = await self._run(scripts.BEGIN_TURN, keys, args)
             if reply[0] != b"busy":
@@ -133,11 +130,7 @@ class Store:
         _, keys = self._keys(turn.session, turn.tenant)
         reply_id = validate_message_id(message_id) if message_id is not None else f"{turn.message_id}:reply"
         body, tokens = self._body(reply_id, "assistant", content, reply_to=turn.seq)
-        s = self.settings
-        args = [
-            body, turn.message_id, turn.seq, turn.fence, s.max_messages,
-            s.ttl_seconds * 1000, int(s.lease_seconds * 1000), s.summary_every,
-        ]  # fmt: skip
+        args = [body, turn.message_id, turn.seq, turn.fence, self._settings_arg()]
         reply = await self._run(scripts.FINISH_TURN, keys, args)
         status = reply[0]
         if status == b"answered":
@@ -157,10 +150,7 @@ class Store:
         if turn.fence == 0:
             return False
         _, keys = self._keys(turn.session, turn.tenant)
-        s = self.settings
-        released = await self._run(
-            scripts.ABORT_TURN, keys, [turn.fence, int(s.lease_seconds * 1000), s.ttl_seconds * 1000]
-        )
+        released = await self._run(scripts.ABORT_TURN, keys, [turn.fence, self._settings_arg()])
         return bool(released)
 
     async def append(
@@ -188,9 +178,7 @@ class Store:
         message_id = validate_message_id(message_id) if message_id is not None else uuid.uuid4().hex
         body, tokens = self._body(message_id, role, content)
         fence = "" if turn is None or turn.fence == 0 else turn.fence
-        s = self.settings
-        args = [body, message_id, fence, s.max_messages, s.ttl_seconds * 1000, int(s.lease_seconds * 1000)]
-        reply = await self._run(scripts.APPEND, keys, args)
+        reply = await self._run(scripts.APPEND, keys, [body, message_id, fence, self._settings_arg()])
         if reply[0] == b"stale":
             raise StaleTurn(f"turn {turn.seq if turn else '?'} of session {session!r} lost its lease")
         if reply[0] == b"duplicate":
@@ -270,13 +258,29 @@ class Store:
         body = codec.encode_body(message_id=message_id, role=role, content=content, tokens=tokens, reply_to=reply_to)
         return body, tokens
 
+    def _settings_arg(self) -> str:
+        """The settings the scripts read, as their one `settings` argument (see _lib.lua)."""
+        s = self.settings
+        if self._packed[0] is not s:
+            packed = (
+                f"{int(s.lease_seconds * 1000)} {s.max_messages} {s.window_messages} {s.window_tokens} "
+                f"{s.ttl_seconds * 1000} {s.summary_every}"
+            )
+            self._packed = (s, packed)
+        return self._packed[1]
+
     def _request(self) -> AbstractAsyncContextManager[None]:
         self.round_trips += 1
         return unavailable_as(self.address)
 
     async def _run(self, script: scripts.Script, keys: SessionKeys, args: list[Any]) -> Any:
-        async with self._request():
+        self.round_trips += 1
+        try:
             return await script(self.client, keys.all(), args)
+        except Exception:
+            # Entered only on failure, so a turn does not pay for the context manager twice.
+            async with unavailable_as(self.address):
+                raise
 
 
 async def open_store(

@@ -8,6 +8,22 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- The store's settings, sent as one argument "<lease ms> <max messages> <window messages>
+-- <window tokens> <ttl ms> <summary every>": the client packs each argument separately, at
+-- about a microsecond apiece.
+local function settings(arg)
+  local lease_ms, max_messages, window_messages, window_tokens, ttl_ms, summary_every =
+    string.match(arg, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d+)$')
+  return {
+    lease_ms = tonumber(lease_ms),
+    max_messages = tonumber(max_messages),
+    window_messages = tonumber(window_messages),
+    window_tokens = tonumber(window_tokens),
+    ttl_ms = tonumber(ttl_ms),
+    summary_every = tonumber(summary_every),
+  }
+end
+
 -- The named fields of `meta`, read with one HMGET, as a table (a missing field is false).
 local function meta(...)
   local names = {...}

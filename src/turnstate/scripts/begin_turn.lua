@@ -1,11 +1,11 @@
 -- begin_turn: store the user message (once per client message id), take the session's lease
 -- under the concurrency policy, and return the prompt context, in one atomic step.
--- ARGV: 1 body  2 message id  3 policy  4 lease ms  5 max messages  6 window messages
---       7 window tokens  8 ttl ms  9 summary every
+-- ARGV: 1 body  2 message id  3 policy  4 settings (see settings() in _lib.lua)
 -- Returns {'busy', wait ms} or
 --   {status, seq, fence, summary, summary upto, due, reply, window...}
 --   status: 'new' | 'resumed' (id stored before, unanswered) | 'answered' (reply is set)
 
+local s = settings(ARGV[4])
 local now = now_ms()
 local seq, reply_seq
 local prior = redis.call('HGET', KEYS[4], ARGV[2])
@@ -26,7 +26,7 @@ else
       return {'busy', lease_until - now}
     end
     fence = (tonumber(m.fence) or 0) + 1
-    changed = {'fence', fence, 'lease', fence, 'lease_until', now + tonumber(ARGV[4])}
+    changed = {'fence', fence, 'lease', fence, 'lease_until', now + s.lease_ms}
   end
   if seq then
     status = 'resumed'
@@ -34,7 +34,7 @@ else
     status = 'new'
     last = last + 1
     seq = last
-    push(ARGV[1], seq, tonumber(ARGV[5]), now)
+    push(ARGV[1], seq, s.max_messages, now)
     changed[#changed + 1] = 'seq'
     changed[#changed + 1] = seq
     redis.call('HSET', KEYS[4], ARGV[2], seq)
@@ -42,13 +42,13 @@ else
   if #changed > 0 then
     redis.call('HSET', KEYS[2], unpack(changed))
   end
-  touch(tonumber(ARGV[8]))
+  touch(s.ttl_ms)
 end
 
--- The window: the newest messages, at most ARGV[6] of them and within the token budget left
--- after the summary; the newest message is always included.
-local elems = redis.call('LRANGE', KEYS[1], -tonumber(ARGV[6]), -1)
-local budget = tonumber(ARGV[7]) - (tonumber(m.summary_tokens) or 0)
+-- The window: the newest messages, at most window_messages of them and within the token
+-- budget left after the summary; the newest message is always included.
+local elems = redis.call('LRANGE', KEYS[1], -s.window_messages, -1)
+local budget = s.window_tokens - (tonumber(m.summary_tokens) or 0)
 local first, total = #elems, 0
 for i = #elems, 1, -1 do
   total = total + tokens_of(elems[i])
@@ -57,7 +57,7 @@ for i = #elems, 1, -1 do
   end
   first = i
 end
-local due = summary_due(last, m.summary_upto, tonumber(ARGV[9]))
+local due = summary_due(last, m.summary_upto, s.summary_every)
 local out = {status, seq, fence, m.summary or '', tonumber(m.summary_upto) or 0, due, reply}
 for i = first, #elems do
   out[#out + 1] = elems[i]

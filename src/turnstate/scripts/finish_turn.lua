@@ -1,6 +1,6 @@
 -- finish_turn: store the assistant reply to a begun turn, once, and release the lease.
 -- ARGV: 1 body  2 user message id  3 user seq  4 fence (0: policy interleave, no lease)
---       5 max messages  6 ttl ms  7 wake ms  8 summary every
+--       5 settings (see settings() in _lib.lua)
 -- Returns {'ok', reply seq, ts, due} | {'answered', reply} | {'stale'} | {'unknown'}
 
 local prior = redis.call('HGET', KEYS[4], ARGV[2])
@@ -19,11 +19,12 @@ if ARGV[4] ~= '0' and m.fence ~= ARGV[4] then
   return {'stale'}
 end
 
+local s = settings(ARGV[5])
 local now = now_ms()
 reply_seq = (tonumber(m.seq) or 0) + 1
-push(ARGV[1], reply_seq, tonumber(ARGV[5]), now)
+push(ARGV[1], reply_seq, s.max_messages, now)
 redis.call('HSET', KEYS[2], 'seq', reply_seq)
 redis.call('HSET', KEYS[4], ARGV[2], seq .. ':' .. reply_seq)
-release(m.lease, ARGV[4], tonumber(ARGV[7]))
-touch(tonumber(ARGV[6]))
-return {'ok', reply_seq, now, summary_due(reply_seq, m.summary_upto, tonumber(ARGV[8]))}
+release(m.lease, ARGV[4], s.lease_ms)
+touch(s.ttl_ms)
+return {'ok', reply_seq, now, summary_due(reply_seq, m.summary_upto, s.summary_every)}
