@@ -143,3 +143,23 @@ def standin(standin_api: Any) -> Iterator[Any]:
     standin_api.reset()
     yield standin_api
     standin_api.reset()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL with pgvector: TURNSTATE_TEST_DATABASE_URL, else an embedded one (pgserver) for the run.
+
+    Never the machine's own PostgreSQL by default: it may well lack pgvector. Tests work in their
+    own schemas and tenants, so a shared database is not disturbed.
+    """
+    url = os.environ.get("TURNSTATE_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    from turnstate.servers import EmbeddedPostgres
+
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("postgres"), persistent=False)
+    try:
+        yield server.start()
+    finally:
+        server.stop()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import turnstate
-from turnstate.servers import EmbeddedValkey, _answers_ping, valkey_binary
+from turnstate.servers import EmbeddedPostgres, EmbeddedValkey, _answers_ping, valkey_binary
 
 
 async def test_connect_without_a_url_starts_an_embedded_valkey_that_keeps_data(tmp_path: Path) -> None:
@@ -67,3 +68,34 @@ def test_connect_over_a_unix_socket(tmp_path: Path, key_prefix: str) -> None:
     finally:
         server.terminate()
         server.wait()
+
+
+def test_embedded_postgres_is_shared_in_a_process_and_stops_with_its_last_user(tmp_path: Path) -> None:
+    first, second = EmbeddedPostgres(tmp_path / "pg"), EmbeddedPostgres(tmp_path / "pg")
+    try:
+        url = first.start()
+        assert second.start() == url
+        first.stop()  # the second still uses it
+        assert (tmp_path / "pg" / "postmaster.pid").exists()
+    finally:
+        first.stop()
+        second.stop()
+    assert not (tmp_path / "pg" / "postmaster.pid").exists()
+    assert (tmp_path / "pg" / "PG_VERSION").exists()  # persistent: the data stays
+
+
+def test_embedded_postgres_is_not_kept_running_by_a_killed_process(tmp_path: Path) -> None:
+    data = tmp_path / "pg"
+    code = (
+        "import sys; from pathlib import Path; from turnstate.servers import EmbeddedPostgres; "
+        "print(EmbeddedPostgres(Path(sys.argv[1])).start(), flush=True); sys.stdin.read()"
+    )
+    args = [sys.executable, "-c", code, str(data)]
+    with subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as killed:
+        assert killed.stdout is not None
+        url = killed.stdout.readline().strip()
+        killed.kill()  # no atexit: its registration with pgserver stays behind
+    survivor = EmbeddedPostgres(data)
+    assert survivor.start() == url  # attached to the server the killed process started
+    survivor.stop()
+    assert not (data / "postmaster.pid").exists()

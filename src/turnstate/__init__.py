@@ -3,7 +3,9 @@
 from turnstate.config import Settings
 from turnstate.errors import (
     EmbeddedServerError,
+    EmbeddingError,
     InvalidInput,
+    MemoryUnavailable,
     ServerUnavailable,
     SessionBusy,
     StaleTurn,
@@ -20,7 +22,9 @@ __all__ = [
     "ApproximateCounter",
     "CallableCounter",
     "EmbeddedServerError",
+    "EmbeddingError",
     "InvalidInput",
+    "MemoryUnavailable",
     "Message",
     "Policy",
     "Role",

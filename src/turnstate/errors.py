@@ -78,3 +78,9 @@ class EmbeddingError(TurnstateError):
         """True when the same request may succeed later (timeouts, rate limits, outages)."""
         return self.kind in ("timeout", "rate_limited", "unavailable")
 
+
+class MemoryUnavailable(TurnstateError, ConnectionError):
+    """Long-term memory cannot be used: its database is unreachable, lacks pgvector, or was built for another embedder.
+
+    The message names the database's host and port (or socket directory), never a password.
+    """

