@@ -28,7 +28,7 @@ import redis
 import redis.asyncio as aioredis
 
 from turnstate.bench.core import bench_server, percentile, server_version
-from turnstate.bench.load import drive, races, throughput
+from turnstate.bench.load import races, throughput
 from turnstate.bench.meter import Wire, count_wire
 from turnstate.bench.proxy import DelayProxy, delay_proxy_process
 from turnstate.bench.results import (
@@ -227,23 +227,14 @@ class Bench:
         return added, out
 
     async def throughput(self) -> list[Throughput]:
-        """Each pattern at each number of sessions, in two halves, the patterns' order reversed in the second."""
         c, out = self.config, []
-        self.progress.phase("throughput", 10 * len(c.sessions))
+        self.progress.phase("throughput", 5 * len(c.sessions))
         settings = bench_settings(self.prefix, 2 * c.conversation_turns, c)
-        patterns = patterns_on(self.direct, settings)
         for sessions in c.sessions:
-            samples: dict[str, list[int]] = {name: [] for name in patterns}
-            seconds = dict.fromkeys(patterns, 0.0)
-            for half, order in enumerate((list(patterns), list(reversed(patterns)))):
-                for name in order:
-                    tag = f"{self.prefix}-tp{sessions}-{half}-{name}"
-                    seconds[name] += await drive(
-                        patterns[name], sessions, c.throughput_seconds / 2, self.texts, tag, samples[name],
-                        conversation_turns=c.conversation_turns,
-                    )  # fmt: skip
-                    self.progress.advance()
-            out += [throughput(name, sessions, samples[name], seconds[name]) for name in patterns]
+            for name, pattern in patterns_on(self.direct, settings).items():
+                tag = f"{self.prefix}-tp{sessions}-{name}"
+                out.append(await throughput(pattern, sessions, c.throughput_seconds, self.texts, tag))
+                self.progress.advance()
         return out
 
     async def race(self) -> list[Race]:
