@@ -1,38 +1,25 @@
 -- Shared by every session script; the loader puts it in front of each one.
 -- KEYS: 1 msgs (List, oldest first)  2 meta (Hash)  3 archive (List)  4 ids (Hash)  5 wake (List)
 -- Each redis.call costs a few microseconds, so a script reads `meta` once (meta()) and writes
--- it once (one HSET of everything it changed), and keeps the values it needs in Lua.
+-- it once (one HSET of everything it changed). Lua tables cost too (a small one about as much as
+-- a call): helpers return several values rather than a table.
 
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- The store's settings, sent as one argument "<lease ms> <max messages> <window messages>
--- <window tokens> <ttl ms> <summary every>": the client packs each argument separately, at
--- about a microsecond apiece.
+-- The store's settings, sent as one argument (the client packs each argument separately, at
+-- about a microsecond apiece): lease ms, max messages, window messages, window tokens, ttl ms,
+-- summary every, as six numbers in that order.
 local function settings(arg)
-  local lease_ms, max_messages, window_messages, window_tokens, ttl_ms, summary_every =
-    string.match(arg, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d+)$')
-  return {
-    lease_ms = tonumber(lease_ms),
-    max_messages = tonumber(max_messages),
-    window_messages = tonumber(window_messages),
-    window_tokens = tonumber(window_tokens),
-    ttl_ms = tonumber(ttl_ms),
-    summary_every = tonumber(summary_every),
-  }
+  local a, b, c, d, e, f = string.match(arg, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d+)$')
+  return tonumber(a), tonumber(b), tonumber(c), tonumber(d), tonumber(e), tonumber(f)
 end
 
--- The named fields of `meta`, read with one HMGET, as a table (a missing field is false).
+-- The named fields of `meta`, read with one HMGET, in that order (a missing field is false).
 local function meta(...)
-  local names = {...}
-  local values = redis.call('HMGET', KEYS[2], unpack(names))
-  local m = {}
-  for i, name in ipairs(names) do
-    m[name] = values[i]
-  end
-  return m
+  return unpack(redis.call('HMGET', KEYS[2], ...))
 end
 
 -- Store a message body (JSON without seq/ts) as message `seq`; the caller writes `seq` to meta.

@@ -3,9 +3,9 @@
 -- ARGV: 1 fence  2 settings (see settings() in _lib.lua)
 -- Returns 1 if the lease was released, 0 if this turn no longer held it.
 
-local s = settings(ARGV[2])
-if release(redis.call('HGET', KEYS[2], 'lease'), ARGV[1], s.lease_ms) then
-  touch(s.ttl_ms)
+local lease_ms, _, _, _, ttl_ms = settings(ARGV[2])
+if release(meta('lease'), ARGV[1], lease_ms) then
+  touch(ttl_ms)
   return 1
 end
 return 0

@@ -7,21 +7,21 @@ local prior = redis.call('HGET', KEYS[4], ARGV[2])
 if prior then
   return {'duplicate', find(parse_id(prior))}
 end
-local s = settings(ARGV[4])
+local lease_ms, max_messages, _, _, ttl_ms = settings(ARGV[4])
 local now = now_ms()
-local m = meta('seq', 'fence', 'lease')
-local seq = (tonumber(m.seq) or 0) + 1
+local last, fence, lease = meta('seq', 'fence', 'lease')
+local seq = (tonumber(last) or 0) + 1
 local changed = {'seq', seq}
 if ARGV[3] ~= '' then
-  if m.fence ~= ARGV[3] then
+  if fence ~= ARGV[3] then
     return {'stale'}
   end
-  if m.lease == ARGV[3] then
-    changed[3], changed[4] = 'lease_until', now + s.lease_ms
+  if lease == ARGV[3] then
+    changed[3], changed[4] = 'lease_until', now + lease_ms
   end
 end
-push(ARGV[1], seq, s.max_messages, now)
+push(ARGV[1], seq, max_messages, now)
 redis.call('HSET', KEYS[2], unpack(changed))
 redis.call('HSET', KEYS[4], ARGV[2], seq)
-touch(s.ttl_ms)
+touch(ttl_ms)
 return {'ok', seq, now}

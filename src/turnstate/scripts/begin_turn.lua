@@ -5,15 +5,16 @@
 --   {status, seq, fence, summary, summary upto, due, reply, window...}
 --   status: 'new' | 'resumed' (id stored before, unanswered) | 'answered' (reply is set)
 
-local s = settings(ARGV[4])
+local lease_ms, max_messages, window_messages, window_tokens, ttl_ms, summary_every = settings(ARGV[4])
 local now = now_ms()
 local seq, reply_seq
 local prior = redis.call('HGET', KEYS[4], ARGV[2])
 if prior then
   seq, reply_seq = parse_id(prior)
 end
-local m = meta('seq', 'fence', 'lease', 'lease_until', 'summary', 'summary_upto', 'summary_tokens')
-local last = tonumber(m.seq) or 0
+local last, last_fence, lease, lease_until, summary, summary_upto, summary_tokens =
+  meta('seq', 'fence', 'lease', 'lease_until', 'summary', 'summary_upto', 'summary_tokens')
+last = tonumber(last) or 0
 
 local status, fence, reply = 'answered', 0, ''
 if reply_seq then
@@ -21,12 +22,11 @@ if reply_seq then
 else
   local changed = {}
   if ARGV[3] ~= 'interleave' then
-    local lease_until = tonumber(m.lease_until)
-    if m.lease and lease_until > now then
-      return {'busy', lease_until - now}
+    if lease and tonumber(lease_until) > now then
+      return {'busy', tonumber(lease_until) - now}
     end
-    fence = (tonumber(m.fence) or 0) + 1
-    changed = {'fence', fence, 'lease', fence, 'lease_until', now + s.lease_ms}
+    fence = (tonumber(last_fence) or 0) + 1
+    changed = {'fence', fence, 'lease', fence, 'lease_until', now + lease_ms}
   end
   if seq then
     status = 'resumed'
@@ -34,7 +34,7 @@ else
     status = 'new'
     last = last + 1
     seq = last
-    push(ARGV[1], seq, s.max_messages, now)
+    push(ARGV[1], seq, max_messages, now)
     changed[#changed + 1] = 'seq'
     changed[#changed + 1] = seq
     redis.call('HSET', KEYS[4], ARGV[2], seq)
@@ -42,13 +42,13 @@ else
   if #changed > 0 then
     redis.call('HSET', KEYS[2], unpack(changed))
   end
-  touch(s.ttl_ms)
+  touch(ttl_ms)
 end
 
 -- The window: the newest messages, at most window_messages of them and within the token
 -- budget left after the summary; the newest message is always included.
-local elems = redis.call('LRANGE', KEYS[1], -s.window_messages, -1)
-local budget = s.window_tokens - (tonumber(m.summary_tokens) or 0)
+local elems = redis.call('LRANGE', KEYS[1], -window_messages, -1)
+local budget = window_tokens - (tonumber(summary_tokens) or 0)
 local first, total = #elems, 0
 for i = #elems, 1, -1 do
   total = total + tokens_of(elems[i])
@@ -57,8 +57,8 @@ for i = #elems, 1, -1 do
   end
   first = i
 end
-local due = summary_due(last, m.summary_upto, s.summary_every)
-local out = {status, seq, fence, m.summary or '', tonumber(m.summary_upto) or 0, due, reply}
+local due = summary_due(last, summary_upto, summary_every)
+local out = {status, seq, fence, summary or '', tonumber(summary_upto) or 0, due, reply}
 for i = first, #elems do
   out[#out + 1] = elems[i]
 end

@@ -14,17 +14,17 @@ end
 if reply_seq then
   return {'answered', find(reply_seq)}
 end
-local m = meta('seq', 'fence', 'lease', 'summary_upto')
-if ARGV[4] ~= '0' and m.fence ~= ARGV[4] then
+local last, fence, lease, summary_upto = meta('seq', 'fence', 'lease', 'summary_upto')
+if ARGV[4] ~= '0' and fence ~= ARGV[4] then
   return {'stale'}
 end
 
-local s = settings(ARGV[5])
+local lease_ms, max_messages, _, _, ttl_ms, summary_every = settings(ARGV[5])
 local now = now_ms()
-reply_seq = (tonumber(m.seq) or 0) + 1
-push(ARGV[1], reply_seq, s.max_messages, now)
+reply_seq = (tonumber(last) or 0) + 1
+push(ARGV[1], reply_seq, max_messages, now)
 redis.call('HSET', KEYS[2], 'seq', reply_seq)
 redis.call('HSET', KEYS[4], ARGV[2], seq .. ':' .. reply_seq)
-release(m.lease, ARGV[4], s.lease_ms)
-touch(s.ttl_ms)
-return {'ok', reply_seq, now, summary_due(reply_seq, m.summary_upto, s.summary_every)}
+release(lease, ARGV[4], lease_ms)
+touch(ttl_ms)
+return {'ok', reply_seq, now, summary_due(reply_seq, summary_upto, summary_every)}

@@ -2,14 +2,14 @@
 -- ARGV: 1 '1' to include every held message (archive then hot list), '0' for counts only
 -- Returns {last seq, hot count, archived count, summary, summary upto, pttl, lease held, messages...}
 
-local meta = redis.call('HMGET', KEYS[2], 'seq', 'summary', 'summary_upto', 'lease', 'lease_until')
-local lease_held = meta[4] and tonumber(meta[5]) > now_ms() and 1 or 0
+local last, summary, summary_upto, lease, lease_until = meta('seq', 'summary', 'summary_upto', 'lease', 'lease_until')
+local lease_held = lease and tonumber(lease_until) > now_ms() and 1 or 0
 local out = {
-  tonumber(meta[1]) or 0,
+  tonumber(last) or 0,
   redis.call('LLEN', KEYS[1]),
   redis.call('LLEN', KEYS[3]),
-  meta[2] or '',
-  tonumber(meta[3]) or 0,
+  summary or '',
+  tonumber(summary_upto) or 0,
   redis.call('PTTL', KEYS[2]),
   lease_held,
 }
