@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -181,3 +182,18 @@ async def test_a_turn_against_an_unreachable_server_raises_server_unavailable(ma
         assert store.round_trips == 1
     finally:
         await store.aclose()
+
+
+async def test_a_queued_turn_is_woken_after_earlier_turns_left_a_wake_token(make_store: Any, session_id: str) -> None:
+    # Releases nobody waited for leave one token on the session's wake list; a turn that queues
+    # later takes that one at once, finds the session still busy, and must still be woken.
+    store = make_store(lease_seconds=60)
+    for n in range(3):
+        await one_turn(store, session_id, n, think=0)
+    first = await store.begin_turn(session_id, "first", message_id="first")
+    queued = asyncio.create_task(store.begin_turn(session_id, "second", message_id="second"))
+    await asyncio.sleep(0.05)
+    assert not queued.done()
+    await store.finish_turn(first, "done")
+    second = await asyncio.wait_for(queued, timeout=5)  # woken, not left waiting for the 60 s lease
+    assert [m.id for m in second.messages][-3:] == ["first", "first:reply", "second"]

@@ -67,16 +67,17 @@ local function find(seq)
 end
 
 -- Release the lease if `fence` holds it (`lease` is meta's lease field, read by the caller),
--- and wake one queued turn. The wake list keeps one token at most.
+-- and wake one queued turn. The wake list holds one token at most: a token no turn has taken
+-- yet only gets a fresh TTL (one call instead of a push, a trim and a TTL).
 local function release(lease, fence, wake_ms)
   if lease ~= fence then
     return false
   end
   redis.call('HDEL', KEYS[2], 'lease', 'lease_until')
-  if redis.call('LPUSH', KEYS[5], fence) > 1 then
-    redis.call('LTRIM', KEYS[5], 0, 0)
+  if redis.call('PEXPIRE', KEYS[5], wake_ms) == 0 then
+    redis.call('LPUSH', KEYS[5], fence)
+    redis.call('PEXPIRE', KEYS[5], wake_ms)
   end
-  redis.call('PEXPIRE', KEYS[5], wake_ms)
   return true
 end
 
