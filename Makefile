@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve demo test lint typecheck check bench bench-short clean
+.PHONY: install serve demo test lint typecheck check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,12 +32,8 @@ typecheck: install
 
 check: test lint typecheck
 
-bench: install  ## the article's patterns vs turnstate (report/, docs/benchmarks.md), then turn latency (docs/performance.md)
-	$(BIN)/turnstate bench run
+bench: install  ## turn latency: turnstate vs a bare article-style turn, and vs history length
 	$(BIN)/turnstate bench core
-
-bench-short: install  ## the benchmark's regression check, in seconds: two round trips per turn, bytes flat in history
-	$(BIN)/turnstate bench run --short --report-dir $(or $(REPORT),report)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -65,7 +65,10 @@ async def make_store(redis_url: str, make_settings: Any) -> AsyncIterator[Any]:
 
     def make(**overrides: Any) -> Store:
         store = Store(
-            make_client(redis_url, connect_timeout=5), make_settings(**overrides), address=redacted(redis_url)
+            make_client(redis_url, connect_timeout=5),
+            make_settings(**overrides),
+            address=redacted(redis_url),
+            url=redis_url,
         )
         opened.append(store)
         return store

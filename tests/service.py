@@ -30,6 +30,7 @@ class ServiceProcess:
             TURNSTATE_AUTH="keys",
             TURNSTATE_API_KEYS=json.dumps(KEYS),
             TURNSTATE_DATA_DIR=str(log_dir),
+            TURNSTATE_MEMORY="false",
         )
         base.update(env)
         self.log = log_dir / f"service-{self.port}.log"

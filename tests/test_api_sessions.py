@@ -39,7 +39,7 @@ async def test_a_turn_returns_the_stored_reply(api: httpx.AsyncClient, sid: str)
     assert (body["seq"], body["message_id"], body["resumed"]) == (1, "m-1", False)
     assert body["reply"]["seq"] == 2 and body["reply"]["reply_to"] == 1
     assert "offline model" in body["reply"]["content"] and "Hello there!" in body["reply"]["content"]
-    assert body["context"] == {"messages": 1, "summary": False}
+    assert body["context"] == {"messages": 1, "summary": False, "facts": []}
     second = (await api.post(f"/v1/sessions/{sid}/turns", json={"message": "And again"})).json()
     assert second["context"]["messages"] == 3
     assert "3 messages" in second["reply"]["content"]

@@ -162,16 +162,16 @@ async def test_info_reports_counts_lease_and_ttl(store: Store, session_id: str) 
     assert not (await store.info(session_id)).lease_held
 
 
-@pytest.mark.parametrize("every", [3, 4])
+@pytest.mark.parametrize("every", [3, 5])
 async def test_summary_due_flag_comes_back_with_the_turn(make_store: Any, session_id: str, every: int) -> None:
-    store = make_store(summary_every=every)
+    store = make_store(summary_every=every, window_messages=2)
     flags = []
-    for n in range(3):
+    for n in range(4):
         turn = await store.begin_turn(session_id, f"q{n}", message_id=f"q{n}")
         flags.append(turn.summary_due)
         await store.finish_turn(turn, "a")
-    # begin sees seq 1, 3, 5 un-summarised messages
-    assert flags == [n >= every for n in (1, 3, 5)]
+    # begin sees seq 1, 3, 5, 7: with a 2-message window, -1, 1, 3, 5 messages have left it unsummarised
+    assert flags == [n >= every for n in (-1, 1, 3, 5)]
 
 
 async def test_a_turn_against_an_unreachable_server_raises_server_unavailable(make_settings: Any) -> None:

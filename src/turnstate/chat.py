@@ -1,10 +1,14 @@
-"""One chat turn end to end: begin_turn -> prompt -> model -> finish_turn.
+"""One chat turn end to end: (begin_turn + recall) -> prompt -> model -> finish_turn.
 
 The model runs between the turn's two round trips. If it fails, the turn is aborted: the user
 message stays (unanswered), the lease is released, and a retry with the same message id resumes
 the turn. A streamed reply is produced by a task of its own, so a client that goes away
 mid-stream does not cut the turn short: the model's reply is completed and stored, and a retry
 with the same message id returns it at once instead of paying for a second generation.
+
+Long-term memory joins here: recall runs concurrently with begin_turn (its own time budget,
+never failing the turn), and a summary step that the turn scripts report due is scheduled in
+the background after the reply is stored, so neither adds a round trip to the turn.
 """
 
 from __future__ import annotations
@@ -12,29 +16,49 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from turnstate.errors import ModelError, TurnstateError
-from turnstate.llm import SUMMARY_MARKER, ChatModel, PromptMessage
+from turnstate.keys import validate_id
+from turnstate.llm import ChatModel, PromptMessage, summary_message
+from turnstate.memory.facts import Fact
+from turnstate.memory.recall import Recall
 from turnstate.store import Store
 from turnstate.types import Message, Turn
+
+FACTS_HEADER = "Known facts about the user:"
+ScheduleSummary = Callable[[Turn, str], Coroutine[Any, Any, None]]
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
 
-def build_prompt(turn: Turn, system_prompt: str) -> list[PromptMessage]:
-    """System prompt, then the rolling summary, then the window (oldest first)."""
+def build_prompt(turn: Turn, system_prompt: str, facts: Sequence[Fact] = ()) -> list[PromptMessage]:
+    """System prompt, the rolling summary, recalled facts, then the window (oldest first)."""
     prompt: list[PromptMessage] = [{"role": "system", "content": system_prompt}]
     if turn.summary:
-        prompt.append({"role": "system", "content": f"{SUMMARY_MARKER} {turn.summary}"})
+        prompt.append(summary_message(turn.summary))
+    if facts:
+        lines = "\n".join(f"- {f.text}" for f in facts)
+        prompt.append({"role": "system", "content": f"{FACTS_HEADER}\n{lines}"})
     for m in turn.messages:
         if m.role == "tool":  # a stored tool result has no tool-call id to pair it with
             prompt.append({"role": "system", "content": f"Tool output: {m.content}"})
         else:
             prompt.append({"role": m.role, "content": m.content})
     return prompt
+
+
+@dataclass(frozen=True, slots=True)
+class Begun:
+    """A begun turn with what was recalled for it."""
+
+    turn: Turn
+    user_id: str
+    state_seconds: float
+    facts: tuple[Fact, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,23 +69,24 @@ class ChatResult:
     reply: Message
     state_seconds: float  # the two Redis round trips
     model_seconds: float  # the model call
+    facts: tuple[Fact, ...] = field(default=())
 
 
 class TurnStream:
     """The reply's text deltas as they arrive; `result()` gives the stored turn when done."""
 
-    def __init__(self, chat: Chat, turn: Turn, state_seconds: float) -> None:
-        self.turn = turn
+    def __init__(self, chat: Chat, begun: Begun) -> None:
+        self.turn = begun.turn
         self._queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
-        self._task = chat.spawn(self._produce(chat, state_seconds))
+        self._task = chat.spawn(self._produce(chat, begun))
 
-    async def _produce(self, chat: Chat, state_seconds: float) -> ChatResult:
+    async def _produce(self, chat: Chat, begun: Begun) -> ChatResult:
         if self.turn.reply is not None:  # a retry of an answered turn: replay, no model call
             self._queue.put_nowait(self.turn.reply.content)
             self._queue.put_nowait(None)
-            return ChatResult(self.turn, self.turn.reply, state_seconds, 0.0)
+            return ChatResult(self.turn, self.turn.reply, begun.state_seconds, 0.0)
         try:
-            result = await chat.answer(self.turn, state_seconds, on_delta=self._queue.put_nowait)
+            result = await chat.answer(begun, on_delta=self._queue.put_nowait)
         except BaseException as exc:
             self._queue.put_nowait(exc)
             raise
@@ -83,49 +108,89 @@ class TurnStream:
 
 
 class Chat:
-    """Turns over one store and one model. Create one per process."""
+    """Turns over one store and one model, with long-term memory if given. One per process."""
 
-    def __init__(self, store: Store, model: ChatModel, *, system_prompt: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        model: ChatModel,
+        *,
+        system_prompt: str,
+        recall: Recall | None = None,
+        schedule_summary: ScheduleSummary | None = None,
+    ) -> None:
         self.store = store
         self.model = model
         self.system_prompt = system_prompt
-        self._tasks: set[asyncio.Task[ChatResult]] = set()
+        self.recall = recall
+        self.schedule_summary = schedule_summary
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._in_flight = 0  # turns begun here and not yet finished or aborted: leases held
 
     async def begin(
-        self, session: str, content: str, *, message_id: str | None = None, tenant: str | None = None
-    ) -> tuple[Turn, float]:
+        self,
+        session: str,
+        content: str,
+        *,
+        message_id: str | None = None,
+        tenant: str | None = None,
+        user_id: str | None = None,
+    ) -> Begun:
+        """begin_turn, with recall running beside it (the user defaults to the session)."""
+        user_id = session if user_id is None else validate_id(user_id, "user id")
         started = time.perf_counter()
-        turn = await self.store.begin_turn(session, content, message_id=message_id, tenant=tenant)
+        beginning = self.store.begin_turn(session, content, message_id=message_id, tenant=tenant)
+        if self.recall is None:
+            turn, facts = await beginning, []
+        else:
+            tenant_id = tenant or self.store.settings.tenant
+            recalling = asyncio.ensure_future(self.recall.recall(tenant_id, user_id, content))
+            try:
+                turn = await beginning
+            except BaseException:
+                recalling.cancel()
+                raise
+            facts = await recalling
         if turn.reply is None:
             self._in_flight += 1
-        return turn, time.perf_counter() - started
+        return Begun(turn, user_id, time.perf_counter() - started, tuple(facts))
 
     async def turn(
-        self, session: str, content: str, *, message_id: str | None = None, tenant: str | None = None
+        self,
+        session: str,
+        content: str,
+        *,
+        message_id: str | None = None,
+        tenant: str | None = None,
+        user_id: str | None = None,
     ) -> ChatResult:
         """A whole turn; raises ModelError (turn aborted, retry resumes it) if the model fails."""
-        turn, state_seconds = await self.begin(session, content, message_id=message_id, tenant=tenant)
-        if turn.reply is not None:
-            return ChatResult(turn, turn.reply, state_seconds, 0.0)
-        return await self.answer(turn, state_seconds)
+        begun = await self.begin(session, content, message_id=message_id, tenant=tenant, user_id=user_id)
+        if begun.turn.reply is not None:
+            return ChatResult(begun.turn, begun.turn.reply, begun.state_seconds, 0.0, begun.facts)
+        return await self.answer(begun)
 
     async def stream(
-        self, session: str, content: str, *, message_id: str | None = None, tenant: str | None = None
+        self,
+        session: str,
+        content: str,
+        *,
+        message_id: str | None = None,
+        tenant: str | None = None,
+        user_id: str | None = None,
     ) -> TurnStream:
         """Begin a turn and stream its reply. Errors before the first delta are raised here."""
-        turn, state_seconds = await self.begin(session, content, message_id=message_id, tenant=tenant)
-        return TurnStream(self, turn, state_seconds)
+        begun = await self.begin(session, content, message_id=message_id, tenant=tenant, user_id=user_id)
+        return TurnStream(self, begun)
 
-    async def answer(
-        self, turn: Turn, state_seconds: float, *, on_delta: Callable[[str], None] | None = None
-    ) -> ChatResult:
+    async def answer(self, begun: Begun, *, on_delta: Callable[[str], None] | None = None) -> ChatResult:
         """Run the model on a begun turn and store its reply; abort the turn if the model fails."""
+        turn = begun.turn
         try:
             started = time.perf_counter()
             parts: list[str] = []
             try:
-                async for delta in self.model.stream(build_prompt(turn, self.system_prompt)):
+                async for delta in self.model.stream(build_prompt(turn, self.system_prompt, begun.facts)):
                     parts.append(delta)
                     if on_delta is not None:
                         on_delta(delta)
@@ -137,9 +202,12 @@ class Chat:
             model_seconds = time.perf_counter() - started
             started = time.perf_counter()
             reply = await self.store.finish_turn(turn, "".join(parts))
-            return ChatResult(turn, reply, state_seconds + time.perf_counter() - started, model_seconds)
+            state_seconds = begun.state_seconds + time.perf_counter() - started
         finally:
             self._in_flight -= 1
+        if turn.summary_due and self.schedule_summary is not None:
+            self.spawn(self.schedule_summary(turn, begun.user_id))
+        return ChatResult(turn, reply, state_seconds, model_seconds, begun.facts)
 
     async def _abort(self, turn: Turn) -> None:
         try:
@@ -147,8 +215,8 @@ class Chat:
         except TurnstateError:
             log.warning("could not release the lease of turn %s of session %s", turn.seq, turn.session)
 
-    def spawn(self, coro: Coroutine[Any, Any, ChatResult]) -> asyncio.Task[ChatResult]:
-        """Run a turn's generation as a task that outlives the request that started it."""
+    def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run work (a streamed turn's generation, a summary's scheduling) that outlives its request."""
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -165,7 +233,7 @@ class Chat:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-def _retrieve(task: asyncio.Task[ChatResult]) -> None:
+def _retrieve(task: asyncio.Task[Any]) -> None:
     """Mark a background turn's failure as seen: it was already reported to its reader."""
     if not task.cancelled():
         task.exception()

@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = Field(default=None, description="lines of '<tenant> <key>'")
     max_request_bytes: int = Field(default=65_536, ge=1_024, description="largest HTTP request body")
     # Long-term memory: facts in PostgreSQL with pgvector, embedded offline unless told otherwise.
+    memory: bool = Field(default=True, description="recall facts into prompts and schedule summaries")
+    recall_k: int = Field(default=5, ge=1, le=50, description="facts recalled into a prompt, at most")
+    recall_budget_seconds: float = Field(default=0.25, gt=0, description="a later recall is skipped")
+    recall_tokens: int = Field(default=400, ge=0, description="tokens of recalled facts in a prompt, at most")
+    worker_in_service: bool = Field(default=False, description="run the memory worker inside `turnstate serve`")
+    worker_concurrency: int = Field(default=4, ge=1, le=256, description="memory jobs a worker runs at once")
+    worker_redelivery_seconds: float = Field(
+        default=300.0, gt=0, description="a job whose worker went silent this long is given to another"
+    )
     database_url: SecretStr | None = Field(
         default=None, description="postgresql:// URL of a PostgreSQL with pgvector; unset: an embedded one"
     )

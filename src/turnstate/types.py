@@ -73,3 +73,13 @@ class SessionInfo:
     summary_upto: int
     ttl_seconds: float | None  # None: the session does not exist
     lease_held: bool = field(default=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryWork:
+    """The next summary step of a session: fold `messages` (seq upto+1..target) into `summary`."""
+
+    summary: str | None
+    upto: int
+    target: int
+    messages: tuple[Message, ...]

@@ -11,6 +11,7 @@ from turnstate.api.auth import Tenancy
 from turnstate.api.metrics import Metrics
 from turnstate.chat import Chat
 from turnstate.config import Settings
+from turnstate.worker import Memory
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Service:
     chat: Chat
     tenancy: Tenancy
     metrics: Metrics
+    memory: Memory | None = None  # long-term memory, unless turned off
 
 
 def service(request: Request) -> Service:

@@ -94,6 +94,7 @@ async def chat_completions(
     x_session_id: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[str | None, Header()] = None,
     x_message_id: Annotated[str | None, Header()] = None,
+    x_user_id: Annotated[str | None, Header()] = None,
 ) -> Response:
     session = x_session_id or body.user
     if not session:
@@ -103,8 +104,8 @@ async def chat_completions(
     model = body.model or svc.chat.model.name
     content = user_text(body)
     if body.stream:
-        stream = await svc.chat.stream(session, content, message_id=message_id, tenant=tenant)
+        stream = await svc.chat.stream(session, content, message_id=message_id, tenant=tenant, user_id=x_user_id)
         return StreamingResponse(completion_chunks(svc, stream, model), media_type="text/event-stream")
-    result = await svc.chat.turn(session, content, message_id=message_id, tenant=tenant)
+    result = await svc.chat.turn(session, content, message_id=message_id, tenant=tenant, user_id=x_user_id)
     svc.metrics.observe(result, "chat_completions")
     return Response(json.dumps(completion(result, model), ensure_ascii=False), media_type="application/json")

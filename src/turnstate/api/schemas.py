@@ -15,6 +15,7 @@ class TurnRequest(BaseModel):
     message: str = Field(description="the user's message")
     message_id: str | None = Field(default=None, description="client id: a retry with it never appends twice")
     stream: bool = Field(default=False, description="answer as server-sent events")
+    user_id: str | None = Field(default=None, description="whose long-term memory this turn uses; default: the session")
 
 
 class MessageOut(BaseModel):
@@ -34,6 +35,7 @@ class MessageOut(BaseModel):
 class TurnContext(BaseModel):
     messages: int = Field(description="messages in the window sent to the model")
     summary: bool = Field(description="whether a summary was part of the prompt")
+    facts: list[str] = Field(default=[], description="facts recalled into the prompt")
 
 
 class TurnResponse(BaseModel):

@@ -25,7 +25,9 @@ def turn_response(session_id: str, result: ChatResult) -> TurnResponse:
         seq=turn.seq,
         resumed=turn.resumed,
         reply=MessageOut.of(result.reply),
-        context=TurnContext(messages=len(turn.messages), summary=turn.summary is not None),
+        context=TurnContext(
+            messages=len(turn.messages), summary=turn.summary is not None, facts=[f.text for f in result.facts]
+        ),
         state_ms=round(result.state_seconds * 1000, 3),
         model_ms=round(result.model_seconds * 1000, 3),
     )
@@ -73,9 +75,11 @@ async def post_turn(
     """
     chat = svc.chat
     if body.stream or "text/event-stream" in accept:
-        stream = await chat.stream(session_id, body.message, message_id=body.message_id, tenant=tenant)
+        stream = await chat.stream(
+            session_id, body.message, message_id=body.message_id, tenant=tenant, user_id=body.user_id
+        )
         return StreamingResponse(turn_events(svc, session_id, stream), media_type="text/event-stream")
-    result = await chat.turn(session_id, body.message, message_id=body.message_id, tenant=tenant)
+    result = await chat.turn(session_id, body.message, message_id=body.message_id, tenant=tenant, user_id=body.user_id)
     svc.metrics.observe(result, "sessions")
     return turn_response(session_id, result)
 

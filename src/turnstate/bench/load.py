@@ -27,17 +27,17 @@ async def _turn(pattern: ChatPattern, session: str, n: int, texts: Texts) -> Non
     await pattern.finish(handle, texts.reply(n))
 
 
-async def drive(
+async def throughput(
     pattern: ChatPattern,
     workers: int,
     seconds: float,
     texts: Texts,
     session_prefix: str,
-    samples: list[int],
     *,
     conversation_turns: int = 25,
-) -> float:
-    """Keep `workers` sessions in flight for `seconds`; append each turn's time to `samples`; return the time taken."""
+) -> Throughput:
+    """Turns per second with `workers` sessions in flight at once, and their latency under that load."""
+    samples: list[int] = []
     # Warm up: every worker's connection is opened (and every script cached) before the clock starts.
     await asyncio.gather(*(_turn(pattern, f"{session_prefix}-w{w}-warm", 0, texts) for w in range(workers)))
     stop = time.perf_counter_ns() + int(seconds * 1e9)
@@ -56,18 +56,14 @@ async def drive(
 
     began = time.perf_counter_ns()
     await asyncio.gather(*(worker(w) for w in range(workers)))
-    return (time.perf_counter_ns() - began) / 1e9
-
-
-def throughput(name: str, workers: int, samples: list[int], seconds: float) -> Throughput:
-    """Turns per second with `workers` sessions in flight at once, and their latency under that load."""
+    elapsed = (time.perf_counter_ns() - began) / 1e9
     ordered = sorted(samples)
     return Throughput(
-        pattern=name,
+        pattern=pattern.name,
         sessions=workers,
         turns=len(ordered),
-        seconds=seconds,
-        turns_per_second=len(ordered) / seconds,
+        seconds=elapsed,
+        turns_per_second=len(ordered) / elapsed,
         p50_us=percentile(ordered, 0.50) / 1000,
         p99_us=percentile(ordered, 0.99) / 1000,
     )

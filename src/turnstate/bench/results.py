@@ -36,7 +36,7 @@ class BenchConfig:
     counted_turns: int = 3
     rtt_turns: int = 200
     rtt_seconds: float = 2.5
-    throughput_seconds: float = 3.0  # per pattern and number of sessions, run as two halves
+    throughput_seconds: float = 2.0
     conversation_turns: int = 25  # a throughput worker's conversation: the article's 50 messages
     race_turns: int = 16
     race_rounds: int = 5

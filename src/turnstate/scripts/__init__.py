@@ -58,7 +58,9 @@ FINISH_TURN = Script.load("finish_turn")
 APPEND = Script.load("append")
 ABORT_TURN = Script.load("abort_turn")
 READ_SESSION = Script.load("read_session")
-TURN_PROTOCOL = (BEGIN_TURN, FINISH_TURN, APPEND, ABORT_TURN, READ_SESSION)
+SUMMARY_WORK = Script.load("summary_work")
+COMMIT_SUMMARY = Script.load("commit_summary")
+TURN_PROTOCOL = (BEGIN_TURN, FINISH_TURN, APPEND, ABORT_TURN, READ_SESSION, SUMMARY_WORK, COMMIT_SUMMARY)
 
 
 async def ensure_loaded(client: Redis) -> list[str]:

@@ -81,6 +81,8 @@ local function release(lease, fence, wake_ms)
   return true
 end
 
-local function summary_due(last_seq, summary_upto, summary_every)
-  return last_seq - (tonumber(summary_upto) or 0) >= summary_every and 1 or 0
+-- A summary step is due once `summary_every` messages have left the prompt window unsummarised
+-- (`outside_upto` is the seq of the newest message outside the window).
+local function summary_due(outside_upto, summary_upto, summary_every)
+  return outside_upto - (tonumber(summary_upto) or 0) >= summary_every and 1 or 0
 end

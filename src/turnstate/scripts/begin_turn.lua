@@ -57,7 +57,7 @@ for i = #elems, 1, -1 do
   end
   first = i
 end
-local due = summary_due(last, summary_upto, summary_every)
+local due = summary_due(last - window_messages, summary_upto, summary_every)
 local out = {status, seq, fence, summary or '', tonumber(summary_upto) or 0, due, reply}
 for i = first, #elems do
   out[#out + 1] = elems[i]

@@ -19,7 +19,7 @@ if ARGV[4] ~= '0' and fence ~= ARGV[4] then
   return {'stale'}
 end
 
-local lease_ms, max_messages, _, _, ttl_ms, summary_every = settings(ARGV[5])
+local lease_ms, max_messages, window_messages, _, ttl_ms, summary_every = settings(ARGV[5])
 local now = now_ms()
 reply_seq = (tonumber(last) or 0) + 1
 push(ARGV[1], reply_seq, max_messages, now)
@@ -27,4 +27,4 @@ redis.call('HSET', KEYS[2], 'seq', reply_seq)
 redis.call('HSET', KEYS[4], ARGV[2], seq .. ':' .. reply_seq)
 release(lease, ARGV[4], lease_ms)
 touch(ttl_ms)
-return {'ok', reply_seq, now, summary_due(reply_seq, summary_upto, summary_every)}
+return {'ok', reply_seq, now, summary_due(reply_seq - window_messages, summary_upto, summary_every)}

@@ -1,0 +1,189 @@
+"""The memory worker: folds messages that left the window into the rolling summary and the facts.
+
+It runs on pydocket, an asyncio job engine on Redis streams, chosen because it needs no new
+infrastructure (the same Redis), de-duplicates by task key (the key is session + watermark, so
+however many turns notice a summary is due, one job runs per step), redelivers the work of a
+worker that died (consumer groups), scales to many workers on many machines, and keeps its keys
+hash-tagged for Redis Cluster. Each job is idempotent: facts are remembered before the summary
+is committed, remembering a fact twice stores it once, and the summary commit is a
+compare-and-set on the watermark, so a retried or duplicated job changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from docket import Depends, Docket, ExponentialRetry, Worker
+
+from turnstate.config import Settings
+from turnstate.errors import TurnstateError
+from turnstate.llm import ChatModel, model_from_settings
+from turnstate.memory.embedder import Embedder, embedder_from_settings
+from turnstate.memory.extractor import Extractor, extractor_for
+from turnstate.memory.summarizer import Summarizer, summarizer_for
+from turnstate.memory.vectors import FactStore, open_fact_store
+from turnstate.store import Store, open_store
+from turnstate.types import Message, Turn
+
+log = logging.getLogger(__name__)
+
+MESSAGES_PER_STEP = 200
+
+
+@dataclass
+class Memory:
+    """What a memory job needs; one per worker process."""
+
+    store: Store
+    model: ChatModel
+    summarizer: Summarizer
+    extractor: Extractor
+    embedder: Embedder
+    facts: FactStore
+
+
+_current: Memory | None = None
+
+
+def current_memory() -> Memory:
+    if _current is None:
+        raise RuntimeError("no memory worker is running in this process")
+    return _current
+
+
+async def summarize_session(
+    tenant: str,
+    session: str,
+    user_id: str,
+    upto: int,
+    memory: Memory = Depends(current_memory),
+    retry: ExponentialRetry = ExponentialRetry(attempts=8, minimum_delay=timedelta(seconds=1)),
+) -> None:
+    """One summary step: facts from the messages past the watermark, then the summary, by CAS."""
+    work = await memory.store.summary_work(session, tenant=tenant, max_messages=MESSAGES_PER_STEP)
+    if work.upto != upto or not work.messages:
+        return  # another worker already advanced the watermark, or nothing has left the window
+    await remember_facts(memory, tenant, user_id, session, work.messages)
+    summary = await memory.summarizer.summarize(work.summary, work.messages)
+    committed = await memory.store.commit_summary(
+        session, summary, expected_upto=upto, new_upto=work.target, tenant=tenant
+    )
+    outcome = "committed" if committed else "already committed by another worker"
+    log.info("summary of %s/%s up to %d: %s", tenant, session, work.target, outcome)
+
+
+async def remember_facts(memory: Memory, tenant: str, user_id: str, session: str, messages: tuple[Message, ...]) -> int:
+    candidates = await memory.extractor.extract(messages)
+    if not candidates:
+        return 0
+    vectors = await memory.embedder.embed_passages([c.text for c in candidates])
+    seq_range = (messages[0].seq, messages[-1].seq)
+    for candidate, vector in zip(candidates, vectors, strict=True):
+        await memory.facts.remember(
+            tenant, user_id, candidate.key, candidate.text, vector, session_id=session, seq_range=seq_range
+        )
+    return len(candidates)
+
+
+def docket_name(settings: Settings) -> str:
+    return f"{settings.key_prefix}-memory"
+
+
+def summary_key(tenant: str, session: str, upto: int) -> str:
+    """One job per summary step: the task key de-duplicates every turn that finds the step due."""
+    return f"summarize:{tenant}:{session}:{upto}"
+
+
+async def enqueue_summary(docket: Docket, tenant: str, session: str, user_id: str, upto: int) -> None:
+    await docket.add(summarize_session, key=summary_key(tenant, session, upto))(tenant, session, user_id, upto)
+
+
+class SummaryScheduler:
+    """Enqueues the summary step a turn found due. A lost enqueue is no loss: the step stays due,
+    so the next turn of the session enqueues it again (under the same key)."""
+
+    def __init__(self, docket: Docket) -> None:
+        self.docket = docket
+        self.failures = 0
+
+    async def __call__(self, turn: Turn, user_id: str) -> None:
+        try:
+            await enqueue_summary(self.docket, turn.tenant, turn.session, user_id, turn.summary_upto)
+        except Exception as exc:  # the turn is done; the next one will try again
+            self.failures += 1
+            log.warning("could not schedule the summary of %s/%s: %s", turn.tenant, turn.session, exc)
+
+
+def memory_docket(settings: Settings, store: Store) -> Docket:
+    """The job queue, on the store's own server."""
+    if store.url is None:
+        raise TurnstateError("the store was built without its URL; open it with open_store()")
+    return Docket(name=docket_name(settings), url=store.url)
+
+
+@asynccontextmanager
+async def open_memory(settings: Settings, store: Store, model: ChatModel) -> AsyncIterator[Memory]:
+    """The embedder and fact store that memory jobs (and recall) use beside a store and a model."""
+    embedder = embedder_from_settings(settings)
+    try:
+        facts = await open_fact_store(settings, embedder.dim, model=embedder.name)
+        try:
+            yield Memory(store, model, summarizer_for(model), extractor_for(model), embedder, facts)
+        finally:
+            await facts.aclose()
+    finally:
+        await embedder.aclose()
+
+
+@contextlib.contextmanager
+def jobs_use(memory: Memory) -> Iterator[None]:
+    """Memory jobs run in this process use `memory` while the block lasts."""
+    global _current
+    _current = memory
+    try:
+        yield
+    finally:
+        _current = None
+
+
+def memory_worker(settings: Settings, docket: Docket) -> Worker:
+    docket.register(summarize_session)
+    redelivery = timedelta(seconds=settings.worker_redelivery_seconds)
+    return Worker(docket, concurrency=settings.worker_concurrency, redelivery_timeout=redelivery)
+
+
+@asynccontextmanager
+async def serving_jobs(settings: Settings, docket: Docket, memory: Memory) -> AsyncIterator[None]:
+    """A worker taking memory jobs in the background of this process until the block ends."""
+    with jobs_use(memory):
+        async with memory_worker(settings, docket) as worker:
+            task = asyncio.create_task(worker.run_forever())
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+async def run_worker(settings: Settings, *, until_finished: bool = False) -> None:
+    """`turnstate worker`: serve memory jobs until stopped (or, with `until_finished`, none are left)."""
+    async with AsyncExitStack() as stack:
+        store = await open_store(settings=settings)
+        stack.push_async_callback(store.aclose)
+        model = model_from_settings(settings)
+        stack.push_async_callback(model.aclose)
+        memory = await stack.enter_async_context(open_memory(settings, store, model))
+        docket = await stack.enter_async_context(memory_docket(settings, store))
+        stack.enter_context(jobs_use(memory))
+        worker = await stack.enter_async_context(memory_worker(settings, docket))
+        if until_finished:
+            await worker.run_until_finished()
+        else:
+            await worker.run_forever()
