@@ -102,6 +102,53 @@ def delete(session: SessionArg, tenant: TenantOpt = None, redis_url: UrlOpt = No
 
 
 @app.command()
+def worker(
+    redis_url: UrlOpt = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="jobs at once", envvar="TURNSTATE_WORKER_CONCURRENCY")] = 4,
+    until_finished: Annotated[bool, typer.Option(help="stop once no job is left")] = False,
+) -> None:
+    """Run the memory worker: summaries and facts for sessions whose messages left the window."""
+    from turnstate.worker import run_worker
+
+    settings = settings_with(redis_url=redis_url, worker_concurrency=concurrency)
+    console.print(f"turnstate memory worker ({concurrency} at once); Ctrl-C stops it")
+    run(run_worker(settings, until_finished=until_finished))
+
+
+memory_app = typer.Typer(help="Long-term memory: the facts kept about a user.")
+app.add_typer(memory_app, name="memory")
+UserArg = Annotated[str, typer.Argument(help="user id")]
+
+
+@memory_app.command("list")
+def memory_list(
+    user: UserArg, tenant: TenantOpt = None, history: Annotated[bool, typer.Option(help="superseded too")] = False
+) -> None:
+    """The facts kept about a user, oldest first."""
+    from turnstate.memory.tools import list_facts
+
+    run(list_facts(settings_with(), console, tenant, user, include_superseded=history))
+
+
+@memory_app.command("search")
+def memory_search(user: UserArg, query: str, tenant: TenantOpt = None, k: int = 5) -> None:
+    """The user's facts closest in meaning to QUERY."""
+    from turnstate.memory.tools import search_facts
+
+    run(search_facts(settings_with(), console, tenant, user, query, k))
+
+
+@memory_app.command("delete")
+def memory_delete(
+    user: UserArg, tenant: TenantOpt = None, fact: Annotated[int | None, typer.Option(help="one fact id")] = None
+) -> None:
+    """Forget one fact of a user (--fact ID), or everything about the user."""
+    from turnstate.memory.tools import delete_facts
+
+    run(delete_facts(settings_with(), console, tenant, user, fact))
+
+
+@app.command()
 def doctor(redis_url: UrlOpt = None) -> None:
     """Check the configuration, the state store and the model endpoint."""
     from turnstate.doctor import diagnose

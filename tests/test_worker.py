@@ -1,0 +1,169 @@
+"""Long-term memory end to end, on real Valkey, real PostgreSQL + pgvector and real workers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Any
+
+import pytest
+
+from tests.helpers import wait_until
+from turnstate import Settings
+from turnstate.chat import Chat
+from turnstate.llm import OfflineModel
+from turnstate.memory.recall import Recall
+from turnstate.store import open_store
+from turnstate.worker import (
+    Memory,
+    SummaryScheduler,
+    jobs_use,
+    memory_docket,
+    open_memory,
+    run_worker,
+    serving_jobs,
+    summarize_session,
+)
+
+FACTFUL = [
+    "Hi, my name is Ada Lovelace.",
+    "My favourite food is sushi.",
+    "I live in Lisbon.",
+    "I'm allergic to peanuts.",
+]
+
+
+@pytest.fixture
+def memory_settings(make_settings: Any, redis_url: str, database_url: str, key_prefix: str) -> Settings:
+    settings: Settings = make_settings(
+        redis_url=redis_url,
+        database_url=database_url,
+        tenant=key_prefix,  # a tenant of its own in the shared database
+        window_messages=4,
+        max_messages=6,
+        summary_every=2,
+        worker_redelivery_seconds=1.0,
+    )
+    return settings
+
+
+@pytest.fixture
+async def memory(memory_settings: Settings) -> AsyncIterator[Memory]:
+    store = await open_store(settings=memory_settings)
+    async with store, open_memory(memory_settings, store, OfflineModel()) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def chat(memory: Memory, memory_settings: Settings) -> AsyncIterator[Chat]:
+    async with AsyncExitStack() as stack:
+        docket = await stack.enter_async_context(memory_docket(memory_settings, memory.store))
+        recall = Recall(memory.facts, memory.embedder, memory.store.tokens, budget_seconds=5.0)
+        yield Chat(
+            memory.store, memory.model, system_prompt="test", recall=recall, schedule_summary=SummaryScheduler(docket)
+        )
+
+
+async def talk(chat: Chat, session: str, lines: list[str], user: str = "ada") -> None:
+    for n, line in enumerate(lines):
+        await chat.turn(session, line, message_id=f"{session}-{n}", user_id=user)
+    await chat.drain()  # the summary steps are scheduled in the background
+
+
+async def test_facts_learned_in_one_session_are_recalled_in_the_next(
+    chat: Chat, memory: Memory, memory_settings: Settings
+) -> None:
+    await talk(chat, "first", [*FACTFUL, "Thanks!", "Bye for now."])
+    await run_worker(memory_settings, until_finished=True)
+    info = await memory.store.info("first")
+    assert info.summary is not None and "Ada" in info.summary
+    assert info.summary_upto >= 8  # the oldest messages left the 4-message window and were folded
+    facts = {f.key: f.text for f in await memory.facts.list_facts(memory_settings.tenant, user_id="ada")}
+    assert facts["user.favourite_food"] == "The user's favourite food is sushi."
+    later = await chat.turn("second", "What should I eat tonight?", user_id="ada")
+    assert "The user's favourite food is sushi." in [f.text for f in later.facts]
+    stranger = await chat.turn("third", "What should I eat tonight?", user_id="bob")
+    assert stranger.facts == ()
+
+
+async def test_facts_never_cross_tenants(chat: Chat, memory: Memory, memory_settings: Settings) -> None:
+    await talk(chat, "t1", [*FACTFUL, "ok", "ok"])
+    await run_worker(memory_settings, until_finished=True)
+    other = f"{memory_settings.tenant}-other"
+    result = await chat.turn("t1", "What is my favourite food?", user_id="ada", tenant=other)
+    assert result.facts == ()
+    assert await memory.facts.list_facts(other, user_id="ada") == []
+
+
+async def test_competing_workers_commit_a_step_once(memory: Memory, memory_settings: Settings, chat: Chat) -> None:
+    for n, line in enumerate([*FACTFUL, "a", "b"]):
+        await memory.store.finish_turn(await memory.store.begin_turn("race", line, message_id=f"m{n}"), "ok")
+    work = await memory.store.summary_work("race")
+    with jobs_use(memory):
+        await asyncio.gather(*(summarize_session(memory_settings.tenant, "race", "ada", 0, memory) for _ in range(4)))
+    info = await memory.store.info("race")
+    assert info.summary_upto == work.target
+    assert info.summary is not None and info.summary.count("my name is Ada Lovelace") == 1
+    keys = [f.key for f in await memory.facts.list_facts(memory_settings.tenant, user_id="ada")]
+    assert len(keys) == len(set(keys)) == 4  # each fact once, however many workers ran the step
+
+
+async def test_a_long_conversation_loses_nothing(memory: Memory, memory_settings: Settings, chat: Chat) -> None:
+    async with memory_docket(memory_settings, memory.store) as docket, serving_jobs(memory_settings, docket, memory):
+        for n in range(250):  # 500 messages with a 6-message hot list
+            await chat.turn("long", f"message {n}: I like topic {n}", message_id=f"q{n}", user_id="ada")
+        await chat.drain()
+    history = await memory.store.history("long")
+    info = await memory.store.info("long")
+    held = {m.seq for m in history}
+    # every message is hot, archived awaiting its summary, or covered by the summary
+    assert all(seq <= info.summary_upto or seq in held for seq in range(1, info.last_seq + 1))
+    assert info.last_seq == 500 and info.summary_upto > 0
+
+
+async def test_a_worker_killed_mid_job_means_a_retry_and_no_loss(
+    memory: Memory,
+    memory_settings: Settings,
+    chat: Chat,
+    standin: Any,
+    redis_url: str,
+    database_url: str,
+    tmp_path: Any,
+) -> None:
+    await talk(chat, "killed", [*FACTFUL, "x", "y"])
+    standin.stall(30)  # the worker's model call hangs: the job is mid-way when the worker dies
+    env = {
+        **os.environ,
+        "TURNSTATE_REDIS_URL": redis_url,
+        "TURNSTATE_DATABASE_URL": database_url,
+        "TURNSTATE_KEY_PREFIX": memory_settings.key_prefix,
+        "TURNSTATE_TENANT": memory_settings.tenant,
+        "TURNSTATE_DATA_DIR": str(tmp_path),
+        "TURNSTATE_WINDOW_MESSAGES": "4",
+        "TURNSTATE_MAX_MESSAGES": "6",
+        "OPENAI_BASE_URL": standin.base_url,
+        "OPENAI_API_KEY": "sk-x",
+        "TURNSTATE_WORKER_REDELIVERY_SECONDS": "1",
+    }
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "turnstate", "worker", env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    try:
+
+        async def model_called() -> bool:
+            return len(standin.requests) > 0
+
+        await wait_until(model_called, within=30)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        await worker.wait()
+    assert (await memory.store.info("killed")).summary_upto == 0  # nothing committed by the dead worker
+    standin.reset()
+    await asyncio.sleep(1.5)  # past the redelivery timeout of the dead worker's claim
+    await run_worker(memory_settings, until_finished=True)
+    info = await memory.store.info("killed")
+    assert info.summary_upto > 0 and info.summary is not None
