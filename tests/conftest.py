@@ -166,3 +166,19 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.start()
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def memory_service(request: pytest.FixtureRequest, database_url: str) -> Iterator[Any]:
+    """The service with long-term memory and its worker in-process, small windows to summarise soon."""
+    yield from _service(
+        request,
+        "memory",
+        TURNSTATE_MEMORY="true",
+        TURNSTATE_DATABASE_URL=database_url,
+        TURNSTATE_WORKER_IN_SERVICE="true",
+        TURNSTATE_WINDOW_MESSAGES="4",
+        TURNSTATE_MAX_MESSAGES="6",
+        TURNSTATE_SUMMARY_EVERY="2",
+        TURNSTATE_RECALL_BUDGET_SECONDS="5",
+    )

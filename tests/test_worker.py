@@ -167,3 +167,16 @@ async def test_a_worker_killed_mid_job_means_a_retry_and_no_loss(
     await run_worker(memory_settings, until_finished=True)
     info = await memory.store.info("killed")
     assert info.summary_upto > 0 and info.summary is not None
+
+
+async def test_a_lost_enqueue_is_noticed_at_a_later_turn(memory: Memory, memory_settings: Settings) -> None:
+    forgetful = Chat(memory.store, memory.model, system_prompt="test")  # every enqueue is "lost"
+    for n, line in enumerate([*FACTFUL, "a", "b"]):
+        await forgetful.turn("lost", line, message_id=f"m{n}", user_id="ada")
+    assert (await memory.store.info("lost")).summary_upto == 0
+    async with memory_docket(memory_settings, memory.store) as docket:
+        scheduling = Chat(memory.store, memory.model, system_prompt="test", schedule_summary=SummaryScheduler(docket))
+        assert (await scheduling.turn("lost", "one more", user_id="ada")).turn.summary_due
+        await scheduling.drain()
+    await run_worker(memory_settings, until_finished=True)
+    assert (await memory.store.info("lost")).summary_upto > 0
