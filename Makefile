@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve demo test lint typecheck check bench clean
+.PHONY: install serve demo test lint typecheck check bench bench-short clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-serve: install  ## the chat service on http://127.0.0.1:8000 over an embedded Valkey (TURNSTATE_* to configure)
-	$(BIN)/turnstate serve
+serve: install  ## the chat service on http://127.0.0.1:8000: embedded Valkey and PostgreSQL, memory worker inside
+	$(BIN)/turnstate serve --worker
 
 demo: install  ## a scripted conversation on an embedded Valkey: window, archive, race vs JSON blob
 	$(BIN)/turnstate demo
@@ -32,8 +32,12 @@ typecheck: install
 
 check: test lint typecheck
 
-bench: install  ## turn latency: turnstate vs a bare article-style turn, and vs history length
+bench: install  ## the article's patterns vs turnstate (report/, docs/benchmarks.md), then turn latency (docs/performance.md)
+	$(BIN)/turnstate bench run
 	$(BIN)/turnstate bench core
+
+bench-short: install  ## the benchmark's regression check, in seconds: two round trips per turn, bytes flat in history
+	$(BIN)/turnstate bench run --short --report-dir $(or $(REPORT),report)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def cli_env(monkeypatch: pytest.MonkeyPatch, redis_url: str, key_prefix: str) -> dict[str, str]:
-    env = {"TURNSTATE_REDIS_URL": redis_url, "TURNSTATE_KEY_PREFIX": key_prefix}
+    env = {"TURNSTATE_REDIS_URL": redis_url, "TURNSTATE_KEY_PREFIX": key_prefix, "TURNSTATE_MEMORY": "false"}
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "TURNSTATE_OPENAI_API_KEY", "TURNSTATE_OPENAI_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
@@ -87,3 +88,31 @@ def test_bench_core_runs_from_the_cli(cli_env: dict[str, Any], redis_url: str) -
     result = runner.invoke(app, ["bench", "core", "--redis-url", redis_url, "--turns", "2", "--blocks", "3"])
     assert result.exit_code == 0, result.stdout
     assert "turnstate / bare, p50" in result.stdout and "2 EVALSHA" in result.stdout
+
+
+def test_memory_commands(cli_env: dict[str, str], database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TURNSTATE_DATABASE_URL", database_url)
+    tenant = cli_env["TURNSTATE_KEY_PREFIX"]
+
+    async def plant() -> None:
+        from turnstate.memory import OfflineEmbedder, open_fact_store
+
+        embedder = OfflineEmbedder()
+        async with await open_fact_store(Settings(), embedder.dim, model=embedder.name) as facts:
+            for key, text in [("user.city", "The user lives in Oslo."), ("user.pet", "The user has a cat.")]:
+                vector = (await embedder.embed_passages([text]))[0]
+                await facts.remember(tenant, "cli-user", key, text, vector)
+        await embedder.aclose()
+
+    asyncio.run(plant())
+    listed = runner.invoke(app, ["memory", "list", "cli-user", "--tenant", tenant])
+    assert listed.exit_code == 0 and "user.city" in listed.stdout and "user.pet" in listed.stdout
+    found = runner.invoke(app, ["memory", "search", "cli-user", "where do I live?", "--tenant", tenant, "--k", "1"])
+    assert "The user lives in Oslo." in found.stdout and "cat" not in found.stdout
+    fact_id = listed.stdout.split()[0].lstrip("#")
+    assert (
+        f"forgot fact #{fact_id}"
+        in runner.invoke(app, ["memory", "delete", "cli-user", "--tenant", tenant, "--fact", fact_id]).stdout
+    )
+    assert "forgot 1 facts" in runner.invoke(app, ["memory", "delete", "cli-user", "--tenant", tenant]).stdout
+    assert "no facts about cli-user" in runner.invoke(app, ["memory", "list", "cli-user", "--tenant", tenant]).stdout

@@ -47,13 +47,17 @@ def serve(
     host: Annotated[str, typer.Option(help="address to bind", envvar="TURNSTATE_HOST")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on", envvar="TURNSTATE_PORT")] = 8000,
     redis_url: UrlOpt = None,
+    worker: Annotated[
+        bool | None,
+        typer.Option("--worker/--no-worker", help="run the memory worker in this process too", show_default=False),
+    ] = None,
 ) -> None:
     """Run the HTTP service (API keys required unless bound to a loopback address)."""
     import uvicorn
 
     from turnstate.api import create_app
 
-    settings = settings_with(host=host, port=port, redis_url=redis_url)
+    settings = settings_with(host=host, port=port, redis_url=redis_url, worker_in_service=worker)
     base = f"http://{host}:{port}"
     console.print(f"turnstate {__version__} on {base}  (OpenAPI: {base}/docs)")
     console.print(

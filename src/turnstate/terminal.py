@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from contextlib import AsyncExitStack
 
 from rich.console import Console
 
 from turnstate.chat import Chat
 from turnstate.config import Settings
 from turnstate.errors import InvalidInput, ModelError, SessionBusy
-from turnstate.llm import model_from_settings
-from turnstate.store import open_store
+from turnstate.runtime import open_runtime
 from turnstate.types import Turn
 
 HELP = "/window shows the last prompt window, /summary the summary, /history everything held, /quit ends"
@@ -27,36 +27,33 @@ def show_window(console: Console, turn: Turn | None) -> None:
 
 
 async def chat_loop(settings: Settings, session: str, console: Console) -> None:
-    async with await open_store(settings=settings) as store:
-        model = model_from_settings(settings)
-        chat = Chat(store, model, system_prompt=settings.system_prompt)
-        console.print(f"session [bold]{session}[/bold] on {store.address}, model {model.name}. {HELP}")
+    async with AsyncExitStack() as stack:
+        chat = (await open_runtime(settings, stack, worker=True)).chat
+        memory = "on" if chat.recall else "off"
+        console.print(
+            f"session [bold]{session}[/bold] on {chat.store.address}, model {chat.model.name}, memory {memory}."
+        )
+        console.print(HELP)
         last: Turn | None = None
-        try:
-            while True:
-                try:
-                    line = (await asyncio.to_thread(console.input, "[bold green]you>[/bold green] ")).strip()
-                except EOFError:
-                    break
-                if not line:
-                    continue
-                if line in ("/quit", "/exit"):
-                    break
-                if line == "/window":
-                    show_window(console, last)
-                elif line == "/summary":
-                    info = await store.info(session)
-                    console.print(info.summary or "[dim]no summary yet[/dim]", highlight=False)
-                elif line == "/history":
-                    for m in await store.history(session):
-                        console.print(f"[dim]#{m.seq}[/dim] {m.role}: {m.content}", highlight=False)
-                elif line.startswith("/"):
-                    console.print(HELP)
-                else:
-                    last = await one_turn(chat, console, session, line) or last
-        finally:
-            await chat.drain()
-            await model.aclose()
+        while True:
+            try:
+                line = (await asyncio.to_thread(console.input, "[bold green]you>[/bold green] ")).strip()
+            except EOFError:
+                break
+            if line in ("/quit", "/exit"):
+                break
+            if line == "/window":
+                show_window(console, last)
+            elif line == "/summary":
+                info = await chat.store.info(session)
+                console.print(info.summary or "[dim]no summary yet[/dim]", highlight=False)
+            elif line == "/history":
+                for m in await chat.store.history(session):
+                    console.print(f"[dim]#{m.seq}[/dim] {m.role}: {m.content}", highlight=False)
+            elif line.startswith("/"):
+                console.print(HELP)
+            elif line:
+                last = await one_turn(chat, console, session, line) or last
 
 
 async def one_turn(chat: Chat, console: Console, session: str, line: str) -> Turn | None:

@@ -14,12 +14,8 @@ from turnstate.api.auth import Tenancy
 from turnstate.api.deps import Service
 from turnstate.api.limits import BodyLimit
 from turnstate.api.metrics import Metrics
-from turnstate.chat import Chat
 from turnstate.config import Settings
-from turnstate.llm import model_from_settings
-from turnstate.memory.recall import Recall
-from turnstate.store import open_store
-from turnstate.worker import SummaryScheduler, memory_docket, open_memory, serving_jobs
+from turnstate.runtime import open_runtime
 
 log = logging.getLogger("turnstate.api")
 
@@ -32,28 +28,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            store = await open_store(settings=settings)
-            stack.push_async_callback(store.aclose)
-            model = model_from_settings(settings)
-            stack.push_async_callback(model.aclose)
-            memory, recall, scheduler = None, None, None
-            if settings.memory:
-                memory = await stack.enter_async_context(open_memory(settings, store, model))
-                docket = await stack.enter_async_context(memory_docket(settings, store))
-                recall = Recall(
-                    memory.facts, memory.embedder, store.tokens, k=settings.recall_k,
-                    budget_seconds=settings.recall_budget_seconds, max_tokens=settings.recall_tokens,
-                )  # fmt: skip
-                scheduler = SummaryScheduler(docket)
-                if settings.worker_in_service:
-                    await stack.enter_async_context(serving_jobs(settings, docket, memory))
-            chat = Chat(store, model, system_prompt=settings.system_prompt, recall=recall, schedule_summary=scheduler)
-            stack.push_async_callback(chat.drain)
-            metrics = Metrics(round_trips=lambda: store.round_trips, turns_in_flight=lambda: chat.turns_in_flight)
+            runtime = await open_runtime(settings, stack)
+            chat, memory = runtime.chat, runtime.memory
+            metrics = Metrics(round_trips=lambda: chat.store.round_trips, turns_in_flight=lambda: chat.turns_in_flight)
             app.state.service = Service(settings, chat, tenancy, metrics, memory)
             mode = "local mode (no API key needed)" if tenancy.local else "API keys required"
             facts = memory.facts.address if memory else "off"
-            log.info("turnstate serving: store %s, model %s, memory %s, %s", store.address, model.name, facts, mode)
+            log.info(
+                "turnstate serving: store %s, model %s, memory %s, %s", chat.store.address, chat.model.name, facts, mode
+            )
             yield
 
     app = FastAPI(
