@@ -44,6 +44,8 @@ async def test_facts_are_recalled_in_a_later_session_of_the_same_user(memory_ser
         found = (await api.get(f"/v1/users/{user}/facts/search", params={"q": "where do I live?", "k": 1})).json()
         assert found["facts"][0]["text"] == "The user lives in Arlington."
         assert found["facts"][0]["score"] > 0
+        metrics = (await api.get("/metrics")).text
+        assert "turnstate_recalls_done_total" in metrics and "turnstate_recalls_late_total" in metrics
 
 
 async def test_facts_are_per_tenant_and_can_be_deleted(memory_service: Any, user: str) -> None:

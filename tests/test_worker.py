@@ -112,17 +112,25 @@ async def test_competing_workers_commit_a_step_once(memory: Memory, memory_setti
     assert len(keys) == len(set(keys)) == 4  # each fact once, however many workers ran the step
 
 
-async def test_a_long_conversation_loses_nothing(memory: Memory, memory_settings: Settings, chat: Chat) -> None:
-    async with memory_docket(memory_settings, memory.store) as docket, serving_jobs(memory_settings, docket, memory):
-        for n in range(250):  # 500 messages with a 6-message hot list
+async def test_a_500_turn_conversation_loses_nothing(memory_settings: Settings) -> None:
+    settings = memory_settings.model_copy(update={"max_messages": 50, "window_messages": 20, "summary_every": 10})
+    async with AsyncExitStack() as stack:
+        store = await open_store(settings=settings)
+        stack.push_async_callback(store.aclose)
+        memory = await stack.enter_async_context(open_memory(settings, store, OfflineModel()))
+        docket = await stack.enter_async_context(memory_docket(settings, store))
+        await stack.enter_async_context(serving_jobs(settings, docket, memory))
+        # no recall here: this is about the short-term state and the summaries keeping pace
+        chat = Chat(store, memory.model, system_prompt="test", schedule_summary=SummaryScheduler(docket))
+        for n in range(500):
             await chat.turn("long", f"message {n}: I like topic {n}", message_id=f"q{n}", user_id="ada")
         await chat.drain()
-    history = await memory.store.history("long")
-    info = await memory.store.info("long")
+        history = await chat.store.history("long")
+        info = await chat.store.info("long")
     held = {m.seq for m in history}
     # every message is hot, archived awaiting its summary, or covered by the summary
     assert all(seq <= info.summary_upto or seq in held for seq in range(1, info.last_seq + 1))
-    assert info.last_seq == 500 and info.summary_upto > 0
+    assert info.last_seq == 1000 and info.hot == 50 and info.summary_upto > 0
 
 
 async def test_a_worker_killed_mid_job_means_a_retry_and_no_loss(

@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with AsyncExitStack() as stack:
             runtime = await open_runtime(settings, stack)
             chat, memory = runtime.chat, runtime.memory
-            metrics = Metrics(round_trips=lambda: chat.store.round_trips, turns_in_flight=lambda: chat.turns_in_flight)
+            metrics = Metrics(chat)
             app.state.service = Service(settings, chat, tenancy, metrics, memory)
             mode = "local mode (no API key needed)" if tenancy.local else "API keys required"
             facts = memory.facts.address if memory else "off"
