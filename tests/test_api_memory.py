@@ -41,6 +41,7 @@ async def test_facts_are_recalled_in_a_later_session_of_the_same_user(memory_ser
             f"/v1/sessions/next-{user}/turns", json={"message": "Which language do I like?", "user_id": user}
         )
         assert "The user's favourite language is COBOL." in later.json()["context"]["facts"]
+        assert "It recalled" in later.json()["reply"]["content"]  # the offline model shows what it was given
         found = (await api.get(f"/v1/users/{user}/facts/search", params={"q": "where do I live?", "k": 1})).json()
         assert found["facts"][0]["text"] == "The user lives in Arlington."
         assert found["facts"][0]["score"] > 0

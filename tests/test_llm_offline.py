@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from turnstate.llm import SUMMARY_MARKER, ChatModel, OfflineModel, PromptMessage, complete, summary_message
+from turnstate.llm import (
+    FACTS_MARKER,
+    SUMMARY_MARKER,
+    ChatModel,
+    OfflineModel,
+    PromptMessage,
+    complete,
+    summary_message,
+)
+from turnstate.llm.offline import offline_reply
 
 SUMMARY = "The user is planning a week in Lisbon with two children and a small budget for museums and food."
 PROMPT: list[PromptMessage] = [
@@ -47,3 +56,14 @@ def test_it_is_a_chat_model() -> None:
     model: ChatModel = OfflineModel()
     assert model.name == "offline"
     assert summary_message("x") == {"role": "system", "content": f"{SUMMARY_MARKER} x"}
+
+
+async def test_recalled_facts_are_named_in_the_reply() -> None:
+    reply = offline_reply(
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "system", "content": f"{FACTS_MARKER}\n- The user likes tea.\n- The user lives in Oslo."},
+            {"role": "user", "content": "hi"},
+        ]
+    )
+    assert "It recalled 2 facts about you: The user likes tea. The user lives in Oslo." in reply

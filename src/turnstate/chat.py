@@ -22,13 +22,12 @@ from typing import Any, TypeVar
 
 from turnstate.errors import ModelError, TurnstateError
 from turnstate.keys import validate_id
-from turnstate.llm import ChatModel, PromptMessage, summary_message
+from turnstate.llm import FACTS_MARKER, ChatModel, PromptMessage, summary_message
 from turnstate.memory.facts import Fact
 from turnstate.memory.recall import Recall
 from turnstate.store import Store
 from turnstate.types import Message, Turn
 
-FACTS_HEADER = "Known facts about the user:"
 ScheduleSummary = Callable[[Turn, str], Coroutine[Any, Any, None]]
 T = TypeVar("T")
 
@@ -42,7 +41,7 @@ def build_prompt(turn: Turn, system_prompt: str, facts: Sequence[Fact] = ()) -> 
         prompt.append(summary_message(turn.summary))
     if facts:
         lines = "\n".join(f"- {f.text}" for f in facts)
-        prompt.append({"role": "system", "content": f"{FACTS_HEADER}\n{lines}"})
+        prompt.append({"role": "system", "content": f"{FACTS_MARKER}\n{lines}"})
     for m in turn.messages:
         if m.role == "tool":  # a stored tool result has no tool-call id to pair it with
             prompt.append({"role": "system", "content": f"Tool output: {m.content}"})

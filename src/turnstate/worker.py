@@ -24,7 +24,7 @@ from docket import Depends, Docket, ExponentialRetry, Worker
 from turnstate.config import Settings
 from turnstate.errors import TurnstateError
 from turnstate.llm import ChatModel, model_from_settings
-from turnstate.memory.embedder import Embedder, embedder_from_settings
+from turnstate.memory.embedder import Embedder, OfflineEmbedder, embedder_from_settings
 from turnstate.memory.extractor import Extractor, extractor_for
 from turnstate.memory.summarizer import Summarizer, summarizer_for
 from turnstate.memory.vectors import FactStore, open_fact_store
@@ -132,6 +132,8 @@ async def open_memory(settings: Settings, store: Store, model: ChatModel) -> Asy
     """The embedder and fact store that memory jobs (and recall) use beside a store and a model."""
     embedder = embedder_from_settings(settings)
     try:
+        if isinstance(embedder, OfflineEmbedder):
+            await embedder.embed_queries(["warm up"])  # its first call loads the model: not during a turn
         facts = await open_fact_store(settings, embedder.dim, model=embedder.name)
         try:
             yield Memory(store, model, summarizer_for(model), extractor_for(model), embedder, facts)

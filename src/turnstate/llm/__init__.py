@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from turnstate.config import Settings
-from turnstate.llm.base import SUMMARY_MARKER, ChatModel, PromptMessage, complete, summary_message
+from turnstate.llm.base import FACTS_MARKER, SUMMARY_MARKER, ChatModel, PromptMessage, complete, summary_message
 from turnstate.llm.offline import OfflineModel
 
 __all__ = [
+    "FACTS_MARKER",
     "SUMMARY_MARKER",
     "ChatModel",
     "OfflineModel",

@@ -10,6 +10,9 @@ from turnstate.types import Role
 SUMMARY_MARKER = "Summary of the conversation so far:"
 """How a system message carrying the rolling summary begins, so models and tools can recognise it."""
 
+FACTS_MARKER = "Known facts about the user:"
+"""How the system message carrying recalled long-term facts begins (one fact per "- " line)."""
+
 
 class PromptMessage(TypedDict):
     """One message of a prompt, in the shape every chat-completions API accepts."""

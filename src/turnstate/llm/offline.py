@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Sequence
 
-from turnstate.llm.base import SUMMARY_MARKER, PromptMessage
+from turnstate.llm.base import FACTS_MARKER, SUMMARY_MARKER, PromptMessage
 
 OFFLINE_NOTICE = "This reply comes from the offline model (no LLM is configured)."
 HINT = "Set OPENAI_API_KEY or OPENAI_BASE_URL to get real answers."
@@ -45,6 +45,14 @@ def offline_reply(messages: Sequence[PromptMessage]) -> str:
         parts[-1] += " and no summary."
     else:
         parts[-1] += f' and a summary starting "{_first_words(summary[len(SUMMARY_MARKER) :], SUMMARY_WORDS)}".'
+    facts = next(
+        (m["content"] for m in messages if m["role"] == "system" and m["content"].startswith(FACTS_MARKER)), ""
+    )
+    recalled = [line[2:] for line in facts.splitlines() if line.startswith("- ")]
+    if recalled:
+        parts.append(
+            f"It recalled {len(recalled)} fact{'s' if len(recalled) > 1 else ''} about you: {' '.join(recalled)}"
+        )
     if latest is None:
         parts.append("There was no user message.")
     else:
