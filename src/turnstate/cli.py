@@ -189,6 +189,30 @@ def bench_core(
     run(measure())
 
 
+@bench_app.command("service")
+def bench_service(
+    redis_url: Annotated[str | None, typer.Option("--redis-url", help="unset: a fresh embedded Valkey")] = None,
+    turns: Annotated[int, typer.Option(min=1, help="turns per variant per block")] = 50,
+    blocks: Annotated[int, typer.Option(min=1, help="blocks, variants interleaved")] = 20,
+    clients: Annotated[str, typer.Option(help="concurrent clients, one session each")] = "1,32,256",
+    seconds: Annotated[float, typer.Option(min=0.1, help="at most this long per concurrency level")] = 10.0,
+    max_turns: Annotated[int, typer.Option(min=1, help="at most this many turns per client per level")] = 2000,
+) -> None:
+    """The HTTP service's overhead per turn against the library, and its throughput at N clients."""
+    from turnstate.bench.service import run_service_bench
+    from turnstate.bench.service_report import render_markdown
+
+    levels = tuple(int(n) for n in _numbers(clients) or ())
+
+    async def measure() -> None:
+        result = await run_service_bench(
+            redis_url, turns=turns, blocks=blocks, clients=levels, seconds=seconds, max_turns=max_turns
+        )
+        typer.echo(render_markdown(result))
+
+    run(measure())
+
+
 def _numbers(text: str | None) -> tuple[float, ...] | None:
     """A comma-separated list of numbers from an option, or None when the option was not given."""
     try:
