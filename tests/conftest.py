@@ -182,3 +182,51 @@ def memory_service(request: pytest.FixtureRequest, database_url: str) -> Iterato
         TURNSTATE_SUMMARY_EVERY="2",
         TURNSTATE_RECALL_BUDGET_SECONDS="5",
     )
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real local Redis Cluster of 3 masters (embedded Valkey in cluster mode) for the run."""
+    from turnstate.servers import EmbeddedValkeyCluster
+
+    cluster = EmbeddedValkeyCluster(tmp_path_factory.mktemp("valkey-cluster"), masters=3)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+async def make_cluster_store(valkey_cluster: Any, make_settings: Any) -> AsyncIterator[Any]:
+    """Build Stores on the test cluster (through a `redis+cluster://` URL); all are closed after the test."""
+    from turnstate.connection import make_any_client
+
+    opened: list[Store] = []
+    url = valkey_cluster.url
+
+    def make(**overrides: Any) -> Store:
+        client = make_any_client(url, connect_timeout=5)
+        store = Store(client, make_settings(**overrides), address=redacted(url), url=url)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        await store.aclose()
+
+
+@pytest.fixture
+def make_sync_store(redis_url: str, make_settings: Any) -> Iterator[Any]:
+    """Build SyncStores (each with its own loop thread) on the test server; all are closed after the test."""
+    from turnstate import SyncStore
+
+    opened: list[SyncStore] = []
+
+    def make(**overrides: Any) -> SyncStore:
+        opened.append(SyncStore(redis_url, settings=make_settings(**overrides)))
+        return opened[-1]
+
+    yield make
+    for sync_store in opened:
+        sync_store.close()

@@ -1,21 +1,30 @@
 """Redis clients: built from a URL, and their failures turned into errors that name the address.
 
 Error messages show scheme, host and port (or the socket path), never a user name or password.
+A `+cluster` scheme (`redis+cluster://`, `rediss+cluster://`) selects redis-py's cluster client;
+the turn protocol needs nothing else, since every key of a session shares one hash slot.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TypeAlias
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ClusterError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from turnstate.errors import InvalidInput, ServerUnavailable
 
-SCHEMES = ("redis", "rediss", "unix")
+CLUSTER_SUFFIX = "+cluster"
+SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+
+Client: TypeAlias = aioredis.Redis | RedisCluster
+"""A plain or cluster asyncio client: both speak every command the store sends."""
 
 
 def redacted(url: str) -> str:
@@ -28,10 +37,12 @@ def redacted(url: str) -> str:
 
 
 def make_client(url: str, *, connect_timeout: float) -> aioredis.Redis:
-    """A pooled asyncio client for `url` (redis://, rediss:// for TLS, unix://)."""
+    """A pooled asyncio client for one server: redis://, rediss:// (TLS) or unix://."""
     scheme = urlsplit(url).scheme
     if scheme not in SCHEMES:
         raise InvalidInput(f"unsupported Redis URL scheme {scheme!r}: use one of {', '.join(SCHEMES)}")
+    if scheme.endswith(CLUSTER_SUFFIX):
+        raise InvalidInput(f"{scheme}:// names a cluster: open it with make_any_client()")
     # No socket timeout (redis-py's default is 5 s): a queued turn blocks on BLPOP for as long as
     # the turn ahead of it holds the lease, and that wait is bounded by the store itself.
     return aioredis.Redis.from_url(
@@ -39,10 +50,33 @@ def make_client(url: str, *, connect_timeout: float) -> aioredis.Redis:
     )
 
 
+def make_cluster_client(url: str, *, connect_timeout: float) -> RedisCluster:
+    """A cluster client for `redis+cluster://` or `rediss+cluster://` (any one node of the cluster)."""
+    scheme = urlsplit(url).scheme
+    if not scheme.endswith(CLUSTER_SUFFIX) or scheme not in SCHEMES:
+        raise InvalidInput(f"{scheme!r} is not a cluster scheme: use redis+cluster:// or rediss+cluster://")
+    # The client learns the other nodes, and each slot's owner, from the one it is given.
+    plain = scheme.removesuffix(CLUSTER_SUFFIX) + url[len(scheme) :]
+    return RedisCluster.from_url(
+        plain, socket_connect_timeout=connect_timeout, socket_timeout=None, health_check_interval=30
+    )
+
+
+def make_any_client(url: str, *, connect_timeout: float) -> Client:
+    """The client `url` asks for: a cluster client for a `+cluster` scheme, else a plain one."""
+    if urlsplit(url).scheme.endswith(CLUSTER_SUFFIX):
+        return make_cluster_client(url, connect_timeout=connect_timeout)
+    return make_client(url, connect_timeout=connect_timeout)
+
+
 @asynccontextmanager
 async def unavailable_as(address: str) -> AsyncIterator[None]:
-    """Re-raise connection failures as ServerUnavailable naming `address`."""
+    """Re-raise connection failures as ServerUnavailable naming `address`.
+
+    A cluster client reports an unreachable or unready cluster as its own errors (no reachable
+    startup node, CLUSTERDOWN, retries exhausted by redirections): those are unavailability too.
+    """
     try:
         yield
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+    except (RedisConnectionError, RedisTimeoutError, OSError, RedisClusterException, ClusterError) as exc:
         raise ServerUnavailable(f"cannot reach the Redis server at {address}: {exc}") from exc

@@ -20,6 +20,7 @@ import subprocess
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, ClassVar
 
@@ -70,9 +71,10 @@ def _pid_alive(pid: int) -> bool:
 class EmbeddedValkey:
     """A Valkey server private to this machine user, with its data in `data_dir`."""
 
-    def __init__(self, data_dir: Path, *, persistent: bool = True) -> None:
+    def __init__(self, data_dir: Path, *, persistent: bool = True, extra_args: Sequence[str] = ()) -> None:
         self.data_dir = Path(data_dir)
         self.persistent = persistent
+        self.extra_args = tuple(extra_args)  # more server options (a cluster node's, for one)
         self.port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._lock: IO[str] | None = None
@@ -145,6 +147,7 @@ class EmbeddedValkey:
             *persistence,
             "--logfile", "valkey.log",
             "--daemonize", "no",
+            *self.extra_args,
         ]  # fmt: skip
         self._process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
@@ -262,3 +265,70 @@ def _forget_dead_processes(server: PostgresServer) -> None:
         alive = [pid for pid in pids if _pid_alive(pid)]
         if alive != pids:
             server.global_process_id_list.put(alive)
+
+
+def _cluster_ok(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"CLUSTER INFO\r\n")
+            return b"cluster_state:ok" in s.recv(4096)
+    except OSError:
+        return False
+
+
+class EmbeddedValkeyCluster:
+    """A throwaway Redis Cluster of `masters` local Valkey nodes (no replicas), for tests and trials.
+
+    Each node is an EmbeddedValkey in cluster mode with its own directory (and `nodes.conf`);
+    `valkey-cli --cluster create`, shipped beside the server, splits the slots among them.
+    """
+
+    def __init__(self, data_dir: Path, *, masters: int = 3) -> None:
+        self.nodes = [
+            EmbeddedValkey(Path(data_dir) / f"node{i}", persistent=False, extra_args=self._node_args())
+            for i in range(masters)
+        ]
+
+    @staticmethod
+    def _node_args() -> tuple[str, ...]:
+        # The bus port defaults to port + 10000, which a free port above 55535 cannot have: pick one.
+        return (
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", "5000",
+            "--cluster-port", str(free_port()),
+        )  # fmt: skip
+
+    @property
+    def ports(self) -> list[int]:
+        return [node.port for node in self.nodes if node.port is not None]
+
+    @property
+    def url(self) -> str:
+        """A `redis+cluster://` URL naming one node: the client discovers the rest."""
+        return f"redis+cluster://127.0.0.1:{self.ports[0]}"
+
+    def start(self) -> str:
+        """Start every node, join them into one cluster, wait until it serves all slots; return its URL."""
+        try:
+            for node in self.nodes:
+                node.start()
+            addresses = [f"127.0.0.1:{port}" for port in self.ports]
+            cli = valkey_binary().with_name("valkey-cli")
+            create = [str(cli), "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"]
+            done = subprocess.run(create, capture_output=True, timeout=START_TIMEOUT_SECONDS, check=False)
+            if done.returncode != 0:
+                raise EmbeddedServerError(f"valkey-cli could not create the cluster: {done.stdout.decode()[-500:]}")
+            deadline = time.monotonic() + START_TIMEOUT_SECONDS
+            while not all(_cluster_ok(port) for port in self.ports):
+                if time.monotonic() > deadline:
+                    raise EmbeddedServerError("the embedded cluster did not reach cluster_state:ok")
+                time.sleep(0.05)
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()

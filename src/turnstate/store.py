@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 
 from turnstate import codec, scripts
 from turnstate.config import Settings
-from turnstate.connection import make_client, redacted, unavailable_as
+from turnstate.connection import Client, make_any_client, redacted, unavailable_as
 from turnstate.errors import InvalidInput, SessionBusy, StaleTurn, TurnstateError
 from turnstate.keys import SessionKeys, session_keys, validate_message_id
 from turnstate.servers import EmbeddedValkey
@@ -46,7 +46,7 @@ class Store:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: Client,
         settings: Settings | None = None,
         *,
         token_counter: TokenCounter | None = None,
@@ -54,7 +54,9 @@ class Store:
         url: str | None = None,
         embedded: EmbeddedValkey | None = None,
     ) -> None:
-        self.client = client
+        # Typed as the plain client for the code that reads `store.client` (bench, doctor, health);
+        # a RedisCluster answers the same command methods. Widen once those callers take `Client`.
+        self.client = cast(aioredis.Redis, client)
         self.url = url  # with credentials: for components sharing the server (the job queue); never logged
         self.settings = settings or Settings()
         self.tokens: TokenCounter = token_counter or ApproximateCounter()
@@ -318,7 +320,7 @@ async def open_store(
     if url is None:
         embedded = EmbeddedValkey(s.data_dir / "valkey")
         url = embedded.start()
-    client = make_client(url, connect_timeout=s.connect_timeout_seconds)
+    client = make_any_client(url, connect_timeout=s.connect_timeout_seconds)
     store = Store(client, s, token_counter=token_counter, address=redacted(url), url=url, embedded=embedded)
     try:
         await store.ping()
