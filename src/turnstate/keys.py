@@ -63,3 +63,14 @@ def session_keys(prefix: str, tenant: str, session: str) -> SessionKeys:
         ids=f"{base}:ids",
         wake=f"{base}:wake",
     )
+
+
+def sessions_pattern(prefix: str, tenant: str) -> str:
+    """A SCAN pattern matching one key (`meta`) per session of `tenant`; ids hold no glob characters."""
+    validate_id(tenant, "tenant id")
+    return f"{prefix}:{{{tenant}:*}}:meta"
+
+
+def session_of(key: str, prefix: str, tenant: str) -> str:
+    """The session id in a key matched by `sessions_pattern`."""
+    return key[len(f"{prefix}:{{{tenant}:") : key.rindex("}")]

@@ -7,6 +7,7 @@ same from plain scripts, threads and frameworks that already run their own loop.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -35,7 +36,14 @@ class SyncStore:
             raise
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        return self.submit(coro).result()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run a coroutine on `self.store` in the store's loop; for adapters offering sync and async APIs.
+
+        Await it from another loop with `asyncio.wrap_future`, or block on `.result()`.
+        """
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def begin_turn(
         self,

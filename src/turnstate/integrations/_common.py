@@ -1,0 +1,62 @@
+"""What the framework adapters share: the bounded view, message ids, and the sync/async bridge."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from turnstate.keys import MESSAGE_ID_PATTERN, session_of, sessions_pattern
+from turnstate.store import Store
+from turnstate.sync import SyncStore
+from turnstate.types import Message
+
+T = TypeVar("T")
+
+
+def message_id(candidate: object) -> str:
+    """The framework's own id when turnstate accepts it (so a re-sent message is stored once), else a fresh one."""
+    if isinstance(candidate, str) and MESSAGE_ID_PATTERN.fullmatch(candidate):
+        return candidate
+    return uuid.uuid4().hex
+
+
+async def held(store: Store, session: str, tenant: str | None) -> list[Message]:
+    """The session's hot messages, oldest first: at most `max_messages`, as configured.
+
+    Older messages wait in the archive for the summariser; a framework replaying its history into
+    every prompt should see the bounded list, not everything ever said.
+    """
+    messages = await store.history(session, tenant=tenant)
+    return messages[-store.settings.max_messages :]
+
+
+async def append_all(store: Store, session: str, tenant: str | None, rows: list[tuple[str, str, str]]) -> None:
+    """Append (role, content, message id) rows in order, one fenced, idempotent script each."""
+    for role, content, mid in rows:
+        await store.append(session, role, content, message_id=mid, tenant=tenant)
+
+
+async def session_ids(store: Store, tenant: str | None) -> list[str]:
+    """Every session of a tenant that holds something, found with SCAN (never KEYS)."""
+    tenant = store.settings.tenant if tenant is None else tenant
+    prefix = store.settings.key_prefix
+    found: set[str] = set()
+    async for key in store.client.scan_iter(sessions_pattern(prefix, tenant)):
+        found.add(session_of(key.decode() if isinstance(key, bytes) else key, prefix, tenant))
+    return sorted(found)
+
+
+class Bridge:
+    """Runs one async implementation for both a framework's sync and async methods, on a SyncStore's loop."""
+
+    def __init__(self, store: SyncStore) -> None:
+        self.sync = store
+        self.store = store.store
+
+    def wait(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.sync.submit(coro).result()
+
+    async def wait_async(self, coro: Coroutine[Any, Any, T]) -> T:
+        return await asyncio.wrap_future(self.sync.submit(coro))

@@ -1,0 +1,77 @@
+"""An OpenAI Agents SDK session backed by turnstate: `pip install turnstate[openai-agents]`.
+
+    session = TurnstateSession("session-1", store)
+    result = await Runner.run(agent, "Hello", session=session)
+
+Each item of a run (user and assistant messages, tool calls, tool outputs) is stored, in order,
+as its JSON in one turnstate message with a matching role.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from agents.items import TResponseInputItem
+from agents.memory.session_settings import SessionSettings, resolve_session_limit
+
+from turnstate.integrations._common import append_all, held, message_id
+from turnstate.store import Store
+
+_NO_POP = (
+    "TurnstateSession.pop_item: turnstate keeps every message a session was given until a summary "
+    "covers it and offers no removal of the newest message; clear_session() removes the whole session"
+)
+
+
+def _role(item: Mapping[str, Any]) -> str:
+    """A message keeps its role (developer counts as system); a tool's output is `tool`; other items are the model's."""
+    role = item.get("role")
+    if role in ("user", "assistant", "system"):
+        return str(role)
+    if role == "developer":
+        return "system"
+    if str(item.get("type", "")).endswith("_output"):
+        return "tool"
+    return "assistant"
+
+
+class TurnstateSession:
+    """The Agents SDK's `Session` protocol on a turnstate Store: bounded, race-free across processes.
+
+    `get_items` returns the session's hot items (the newest `max_messages`, as configured); older
+    items wait in the archive for the summariser. No local lock: every append is one server-side
+    script assigning the next sequence number, so two runs on one session from any number of
+    processes lose nothing (their items may interleave, each in its own order).
+    """
+
+    def __init__(
+        self,
+        session_id: str,
+        store: Store,
+        *,
+        tenant: str | None = None,
+        session_settings: SessionSettings | None = None,
+    ) -> None:
+        self.session_id = session_id
+        self.store = store
+        self.tenant = tenant
+        self.session_settings = session_settings
+
+    async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
+        stored = await held(self.store, self.session_id, self.tenant)
+        limit = resolve_session_limit(limit, self.session_settings)
+        if limit is not None:
+            stored = stored[-limit:] if limit > 0 else []
+        return [json.loads(m.content) for m in stored]
+
+    async def add_items(self, items: list[TResponseInputItem]) -> None:
+        rows = [(_role(item), json.dumps(item), message_id(item.get("id"))) for item in items]
+        await append_all(self.store, self.session_id, self.tenant, rows)
+
+    async def pop_item(self) -> TResponseInputItem | None:
+        raise NotImplementedError(_NO_POP)
+
+    async def clear_session(self) -> None:
+        await self.store.delete(self.session_id, tenant=self.tenant)
