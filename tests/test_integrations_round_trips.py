@@ -1,0 +1,59 @@
+"""Round trips per framework operation, counted on the server with MONITOR (see test_round_trips)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.test_round_trips import count
+
+pytest.importorskip("agents")
+pytest.importorskip("langchain_core")
+pytest.importorskip("llama_index.core")
+
+from agents import Agent, OpenAIChatCompletionsModel, RunConfig, Runner
+from langchain_core.messages import AIMessage, HumanMessage
+from llama_index.core.llms import ChatMessage
+from openai import AsyncOpenAI
+
+from turnstate import Store
+from turnstate.integrations.langchain import TurnstateChatMessageHistory
+from turnstate.integrations.llamaindex import TurnstateChatStore
+from turnstate.integrations.openai_agents import TurnstateSession
+
+
+async def test_an_agents_run_is_one_read_and_one_append_per_item(
+    store: Store, redis_url: str, session_id: str, standin: Any
+) -> None:
+    client = AsyncOpenAI(base_url=standin.base_url, api_key="sk-test", max_retries=0)
+    agent = Agent(name="helper", model=OpenAIChatCompletionsModel("m", client))
+    session = TurnstateSession(session_id, store)
+
+    async def run() -> None:
+        await Runner.run(agent, "hello", session=session, run_config=RunConfig(tracing_disabled=True))
+
+    await run()
+    # The read, then the user input and the model's message: one EVALSHA each.
+    assert await count(redis_url, session_id, run) == ["evalsha"] * 3
+    await client.close()
+
+
+async def test_langchain_and_llamaindex_cost_one_script_per_message(
+    make_sync_store: Any, redis_url: str, session_id: str
+) -> None:
+    sync_store = make_sync_store()
+    history = TurnstateChatMessageHistory(sync_store, session_id)
+    chat_store = TurnstateChatStore(sync_store)
+
+    async def langchain_turn() -> None:
+        await history.aget_messages()
+        await history.aadd_messages([HumanMessage("hi"), AIMessage("hello")])
+
+    async def llamaindex_put_and_get() -> None:
+        await chat_store.async_add_message(session_id, ChatMessage(role="user", content="hi"))
+        await asyncio.to_thread(chat_store.get_messages, session_id)
+
+    assert await count(redis_url, session_id, langchain_turn) == ["evalsha"] * 3
+    assert await count(redis_url, session_id, llamaindex_put_and_get) == ["evalsha"] * 2
