@@ -12,7 +12,7 @@ from turnstate.types import Message
 
 
 def msg(seq: int, role: str, content: str) -> Message:
-    return Message(seq=seq, id=f"m{seq}", role=role, content=content, tokens=1, ts=0)  # type: ignore[arg-type]
+    return Message(seq=seq, id=f"m{seq}", role=role, content=content, tokens=1, ts=1_000 * seq)  # type: ignore[arg-type]
 
 
 CONVERSATION = [
@@ -62,11 +62,12 @@ async def test_a_model_summarizes_and_extracts_through_the_openai_api(standin: A
             and "user: Actually I have moved to Porto." in sent[1]["content"]
         )
         standin.reset(reply=json.dumps([{"key": "user.city", "fact": "The user lives in Porto."}]))
+        said = CONVERSATION[-1].ts  # the model sees the batch: its facts are dated by its last message
         assert await ModelExtractor(model).extract(CONVERSATION) == [
-            FactCandidate("user.city", "The user lives in Porto.")
+            FactCandidate("user.city", "The user lives in Porto.", said)
         ]
         standin.fail(500, times=5)
         fallback = await ModelExtractor(model).extract(CONVERSATION)
-        assert FactCandidate("user.name", "The user's name is Ada Lovelace.") in fallback
+        assert FactCandidate("user.name", "The user's name is Ada Lovelace.", CONVERSATION[0].ts) in fallback
     finally:
         await model.aclose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -300,3 +301,16 @@ async def test_without_a_url_an_embedded_postgres_keeps_facts_across_restarts(tm
     assert not (Path(socket_dir) / ".s.PGSQL.5432").exists()  # stopped on close
     async with await open_fact_store(settings, DIM, model="test") as facts:
         assert await facts.list_facts(tenant) == [fact]
+
+
+async def test_a_fact_said_before_the_current_one_joins_its_history(facts: FactStore, tenant: str) -> None:
+    now = datetime.now(UTC)
+    vector = direction(1)
+    porto = await facts.remember(tenant, "u1", "user.city", "The user lives in Porto.", vector, said_at=now)
+    lisbon = await facts.remember(
+        tenant, "u1", "user.city", "The user lives in Lisbon.", vector, said_at=now - timedelta(days=1)
+    )
+    assert lisbon == porto  # the current fact stays: it was said later, though extracted first
+    history = await facts.history(tenant, "u1", "user.city")
+    assert [f.text for f in history] == ["The user lives in Porto.", "The user lives in Lisbon."]
+    assert history[0].current and history[1].superseded_by == porto.id

@@ -188,3 +188,22 @@ async def test_a_lost_enqueue_is_noticed_at_a_later_turn(memory: Memory, memory_
         await scheduling.drain()
     await run_worker(memory_settings, until_finished=True)
     assert (await memory.store.info("lost")).summary_upto > 0
+
+
+async def test_resuming_an_older_session_does_not_restore_a_replaced_fact(
+    chat: Chat, memory: Memory, memory_settings: Settings
+) -> None:
+    async def say(session: str, lines: list[str], first: int = 0) -> None:
+        for n, line in enumerate(lines, first):
+            await chat.turn(session, line, message_id=f"{session}-{n}", user_id="ada")
+        await chat.drain()
+
+    await say("older", ["Hi!", "I live in Lisbon."])  # still inside the 4-message window when Ada leaves
+    await say("newer", ["I've moved to Porto.", "ok", "ok", "ok"])
+    await run_worker(memory_settings, until_finished=True)
+    [city] = [f for f in await memory.facts.list_facts(memory_settings.tenant, "ada") if f.key == "user.location"]
+    assert "Porto" in city.text
+    await say("older", ["Back again.", "ok", "ok"], first=2)  # Lisbon leaves the window now, days after Porto
+    await run_worker(memory_settings, until_finished=True)
+    [city] = [f for f in await memory.facts.list_facts(memory_settings.tenant, "ada") if f.key == "user.location"]
+    assert "Porto" in city.text

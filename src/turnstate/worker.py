@@ -17,7 +17,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from docket import Depends, Docket, ExponentialRetry, Worker
 
@@ -85,9 +85,11 @@ async def remember_facts(memory: Memory, tenant: str, user_id: str, session: str
     vectors = await memory.embedder.embed_passages([c.text for c in candidates])
     seq_range = (messages[0].seq, messages[-1].seq)
     for candidate, vector in zip(candidates, vectors, strict=True):
+        said_at = None if candidate.said_ms is None else datetime.fromtimestamp(candidate.said_ms / 1000, UTC)
         await memory.facts.remember(
-            tenant, user_id, candidate.key, candidate.text, vector, session_id=session, seq_range=seq_range
-        )
+            tenant, user_id, candidate.key, candidate.text, vector, session_id=session, seq_range=seq_range,
+            said_at=said_at,
+        )  # fmt: skip
     return len(candidates)
 
 

@@ -12,7 +12,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from turnstate.errors import ModelError
@@ -30,6 +30,7 @@ MAX_FACT_CHARS = 300
 class FactCandidate:
     key: str
     text: str
+    said_ms: int | None = None  # when the user said it (the message's server time): newer supersedes older
 
 
 class Extractor(Protocol):
@@ -91,7 +92,7 @@ class PatternExtractor:
                 continue
             for pattern, make in RULES:
                 for match in pattern.finditer(m.content):
-                    fact = make(match)
+                    fact = replace(make(match), said_ms=m.ts)
                     found.pop(fact.key, None)  # a later statement of the same key wins
                     found[fact.key] = fact
         return list(found.values())
@@ -136,7 +137,8 @@ class ModelExtractor:
         except ModelError as exc:
             log.warning("fact extraction by %s failed (%s); using patterns", self.model.name, exc.kind)
             return await self.fallback.extract(messages)
-        return parse_facts(answer) or await self.fallback.extract(messages)
+        said = messages[-1].ts if messages else None  # the model sees the batch, not where each fact came from
+        return [replace(f, said_ms=said) for f in parse_facts(answer)] or await self.fallback.extract(messages)
 
 
 def extractor_for(model: ChatModel) -> Extractor:

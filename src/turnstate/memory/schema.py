@@ -16,7 +16,7 @@ from psycopg import sql
 
 from turnstate.errors import MemoryUnavailable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_HNSW_DIM = 2_000  # pgvector indexes `vector` columns of at most 2,000 dimensions
 
 # One tuple of statements per version; step N upgrades a schema at version N-1.
@@ -46,6 +46,11 @@ _STEPS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX {sessions} ON {facts} (tenant, session_id) WHERE session_id IS NOT NULL",
         # Partial: superseded facts are never recalled, so they need not crowd the graph.
         "CREATE INDEX {nearest} ON {facts} USING hnsw (embedding vector_cosine_ops) WHERE superseded_at IS NULL",
+    ),
+    (
+        # When the user said it: a fact supersedes another only if it was said later, whichever
+        # extraction job happens to run last (an older session can be summarised after a newer one).
+        "ALTER TABLE {facts} ADD COLUMN said_at timestamptz",
     ),
 )
 assert len(_STEPS) == SCHEMA_VERSION

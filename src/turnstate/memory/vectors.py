@@ -12,6 +12,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -47,18 +48,22 @@ _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 _OWNER = "tenant = %(tenant)s AND user_id = %(user_id)s"
 _SQL = {
-    "current": f"SELECT {COLUMNS}, text_norm FROM {{facts}} WHERE {_OWNER} AND key = %(key)s"
+    "current": f"SELECT {COLUMNS}, said_at, text_norm FROM {{facts}} WHERE {_OWNER} AND key = %(key)s"
     " AND superseded_at IS NULL FOR UPDATE",
     # A retried extraction job sends a fact again after a newer one superseded it: it must not win again.
     "replay": f"SELECT {COLUMNS} FROM {{facts}} WHERE {_OWNER} AND key = %(key)s AND text_norm = %(text_norm)s"
     " AND session_id IS NOT DISTINCT FROM %(session_id)s AND first_seq = %(first_seq)s AND last_seq = %(last_seq)s"
     " ORDER BY id LIMIT 1",
     "retire": "UPDATE {facts} SET superseded_at = now() WHERE id = %(old)s",
-    "insert": "INSERT INTO {facts} (tenant, user_id, session_id, key, text, text_norm, embedding, first_seq, last_seq)"
-    " VALUES (%(tenant)s, %(user_id)s, %(session_id)s, %(key)s, %(text)s, %(text_norm)s, %(embedding)s,"
-    " %(first_seq)s, %(last_seq)s)"
+    "insert": "INSERT INTO {facts} (tenant, user_id, session_id, key, text, text_norm, embedding, first_seq, last_seq,"
+    " said_at) VALUES (%(tenant)s, %(user_id)s, %(session_id)s, %(key)s, %(text)s, %(text_norm)s, %(embedding)s,"
+    " %(first_seq)s, %(last_seq)s, %(said_at)s)"
     f" ON CONFLICT (tenant, user_id, key) WHERE superseded_at IS NULL DO NOTHING RETURNING {COLUMNS}",
     "link": "UPDATE {facts} SET superseded_by = %(new)s WHERE id = %(old)s",
+    # A fact said before the key's current one arrives late: it joins the history, already superseded.
+    "late": "INSERT INTO {facts} (tenant, user_id, session_id, key, text, text_norm, embedding, first_seq, last_seq,"
+    " said_at, superseded_at, superseded_by) VALUES (%(tenant)s, %(user_id)s, %(session_id)s, %(key)s, %(text)s,"
+    " %(text_norm)s, %(embedding)s, %(first_seq)s, %(last_seq)s, %(said_at)s, now(), %(current)s)",
     # The nearest current facts by the HNSW index, and how many the user has (capped at k): post-filtering
     # by tenant and user can leave the index's candidates short, which recall() then detects.
     "nearest": f"""
@@ -186,6 +191,7 @@ class FactStore:
         *,
         session_id: str | None = None,
         seq_range: tuple[int, int] | None = None,
+        said_at: datetime | None = None,
     ) -> Fact:
         """Store a fact for a user; return the row that now holds it.
 
@@ -193,6 +199,8 @@ class FactStore:
           that fact, unchanged;
         - the same text, session and `seq_range` as an earlier, superseded fact (a retried job):
           that row, unchanged, so an old extraction cannot undo a newer one;
+        - a fact `said_at` before the key's current one (an older session summarised late): kept
+          as history, already superseded; the current fact stays and is returned;
         - otherwise a new current fact; the key's previous one, if any, is superseded by it in the
           same transaction.
         Concurrent calls for one key are safe: the partial unique index on current facts decides,
@@ -209,6 +217,7 @@ class FactStore:
             "embedding": checked_vector(embedding, self.dim, "embedding"),
             "first_seq": first,
             "last_seq": last,
+            "said_at": said_at,
         }
         async with self._connection() as conn:
             for _ in range(MAX_ATTEMPTS):
@@ -227,6 +236,9 @@ class FactStore:
             replay = await (await conn.execute(self._sql["replay"], params)).fetchone()
             if replay is not None:
                 return fact_from_row(replay)
+        if current is not None and _said_before(params["said_at"], current[-2]):
+            await conn.execute(self._sql["late"], {**params, "current": current[0]})
+            return fact_from_row(current)
         if current is not None:
             await conn.execute(self._sql["retire"], {"old": current[0]})
         row = await (await conn.execute(self._sql["insert"], params)).fetchone()
@@ -338,6 +350,11 @@ class FactStore:
 
     def _owner(self, tenant: str, user_id: str) -> dict[str, Any]:
         return {"tenant": validate_id(tenant, "tenant id"), "user_id": validate_id(user_id, "user id")}
+
+
+def _said_before(new: datetime | None, current: datetime | None) -> bool:
+    """Was the new fact said before the current one? Unknown times (older rows) never are."""
+    return new is not None and current is not None and new < current
 
 
 async def open_fact_store(settings: Settings, embed_dim: int, *, model: str | None = None) -> FactStore:
