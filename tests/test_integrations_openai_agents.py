@@ -83,3 +83,14 @@ async def test_two_concurrent_runs_on_one_session_lose_nothing(make_store: Any, 
     for name in ("a", "b"):
         mine = [i["content"] for i in items if str(i.get("content")).startswith(f"{name} ")]  # type: ignore[typeddict-item]
         assert mine == [f"{name} {n}" for n in range(10)]
+
+
+async def test_the_summary_is_offered_first_when_asked_for(make_store: Any, session_id: str) -> None:
+    store = make_store(max_messages=2, window_messages=2)
+    session = TurnstateSession(session_id, store, include_summary=True)
+    await session.add_items([{"role": "user", "content": f"m{n}"} for n in range(4)])
+    assert await session.get_items() == [{"role": "user", "content": "m2"}, {"role": "user", "content": "m3"}]
+    assert await store.commit_summary(session_id, "the user counted to one", expected_upto=0, new_upto=2)
+    items = await session.get_items()
+    assert items[0] == {"role": "system", "content": "Summary of the earlier conversation: the user counted to one"}
+    assert items[1:] == await session.get_items(limit=2)

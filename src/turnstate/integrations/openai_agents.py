@@ -9,6 +9,7 @@ as its JSON in one turnstate message with a matching role.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -44,6 +45,10 @@ class TurnstateSession:
     items wait in the archive for the summariser. No local lock: every append is one server-side
     script assigning the next sequence number, so two runs on one session from any number of
     processes lose nothing (their items may interleave, each in its own order).
+
+    With `include_summary`, a full read (no limit) starts with a system item holding the session's
+    rolling summary, when it has one: the context the bounded list no longer carries. It costs a
+    second request, sent concurrently with the read.
     """
 
     def __init__(
@@ -53,18 +58,29 @@ class TurnstateSession:
         *,
         tenant: str | None = None,
         session_settings: SessionSettings | None = None,
+        include_summary: bool = False,
     ) -> None:
         self.session_id = session_id
         self.store = store
         self.tenant = tenant
         self.session_settings = session_settings
+        self.include_summary = include_summary
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
-        stored = await held(self.store, self.session_id, self.tenant)
         limit = resolve_session_limit(limit, self.session_settings)
+        summary = None
+        if self.include_summary and limit is None:
+            reads = held(self.store, self.session_id, self.tenant), self.store.info(self.session_id, tenant=self.tenant)
+            stored, info = await asyncio.gather(*reads)
+            summary = info.summary
+        else:
+            stored = await held(self.store, self.session_id, self.tenant)
         if limit is not None:
             stored = stored[-limit:] if limit > 0 else []
-        return [json.loads(m.content) for m in stored]
+        items: list[TResponseInputItem] = [json.loads(m.content) for m in stored]
+        if summary:
+            items.insert(0, {"role": "system", "content": f"Summary of the earlier conversation: {summary}"})
+        return items
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         rows = [(_role(item), json.dumps(item), message_id(item.get("id"))) for item in items]
