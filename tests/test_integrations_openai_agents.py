@@ -94,3 +94,19 @@ async def test_the_summary_is_offered_first_when_asked_for(make_store: Any, sess
     items = await session.get_items()
     assert items[0] == {"role": "system", "content": "Summary of the earlier conversation: the user counted to one"}
     assert items[1:] == await session.get_items(limit=2)
+
+
+async def test_two_concurrent_runner_runs_on_one_session_lose_nothing(
+    make_store: Any, session_id: str, standin: Any
+) -> None:
+    client = AsyncOpenAI(base_url=standin.base_url, api_key="sk-test", max_retries=0)
+    agent = Agent(name="helper", model=OpenAIChatCompletionsModel("m", client))
+    sessions = [TurnstateSession(session_id, make_store()) for _ in range(2)]
+    config = RunConfig(tracing_disabled=True)
+    await asyncio.gather(
+        *(Runner.run(agent, f"from {n}", session=s, run_config=config) for n, s in enumerate(sessions))
+    )
+    await client.close()
+    items = await sessions[0].get_items()
+    assert sorted(i["content"] for i in items if i.get("role") == "user") == ["from 0", "from 1"]  # type: ignore[typeddict-item]
+    assert len(items) == 4
