@@ -253,6 +253,28 @@ def bench_run(
     run(measure())
 
 
+BenchUrlOpt = Annotated[
+    str | None, typer.Option("--redis-url", help="unset: a fresh embedded Valkey", envvar="TURNSTATE_REDIS_URL")
+]
+JsonOpt = Annotated[Path | None, typer.Option("--json", help="also write the result as JSON to this file")]
+
+
+@bench_app.command("memory-eval")
+def bench_memory_eval(
+    redis_url: BenchUrlOpt = None,
+    users: Annotated[str | None, typer.Option(help="comma-separated user ids of the data set (default: all)")] = None,
+    json_path: JsonOpt = None,
+) -> None:
+    """Memory quality: planted facts through the real pipeline, then recall@k (TURNSTATE_DATABASE_URL or embedded)."""
+    from turnstate.bench.memory_eval import eval_report
+
+    async def evaluate() -> None:
+        names = [u.strip() for u in (users or "").split(",") if u.strip()]
+        typer.echo(await eval_report(settings_with(redis_url=redis_url), names, json_path))
+
+    run(evaluate())
+
+
 @app.command()
 def version() -> None:
     """Print the version."""
