@@ -275,6 +275,28 @@ def bench_memory_eval(
     run(evaluate())
 
 
+@bench_app.command("memory")
+def bench_memory(
+    redis_url: BenchUrlOpt = None,
+    sizes: Annotated[str, typer.Option(help="stored facts for the recall latency")] = "10000,100000",
+    queries: Annotated[int, typer.Option(min=1, help="timed recalls per kind of user")] = 300,
+    sessions: Annotated[int, typer.Option(min=1, help="due sessions one worker drains")] = 100,
+    rate: Annotated[float, typer.Option(min=0.1, help="turns per second while the lag is measured")] = 10.0,
+    seconds: Annotated[float, typer.Option(min=0, help="measured period of the lag (0: skip it)")] = 60.0,
+    json_path: JsonOpt = None,
+) -> None:
+    """Memory performance: recall latency at scale, summaries per second per worker, summary lag under load."""
+    from turnstate.bench.memory_bench import MemoryBenchConfig, bench_report
+
+    counts = tuple(int(n) for n in _numbers(sizes) or ())
+    config = MemoryBenchConfig(sizes=counts, queries=queries, sessions=sessions, rate=rate, seconds=seconds)
+
+    async def measure() -> None:
+        typer.echo(await bench_report(settings_with(redis_url=redis_url), config, json_path))
+
+    run(measure())
+
+
 @app.command()
 def version() -> None:
     """Print the version."""
