@@ -31,8 +31,10 @@ def test_bytes_growing_with_history_fail() -> None:
     assert "500: 14000" in found[1].detail
 
 
-def test_nothing_counted_fails_rather_than_passes() -> None:
-    assert [c.passed for c in checks([], [])] == [False, False]
+def test_nothing_counted_is_reported_as_not_run() -> None:
+    found = checks([cell("turnstate", 50)], [])
+    assert [(c.ran, c.passed) for c in found] == [(True, True), (False, True)]
+    assert [c.ran for c in checks([], [])] == [False, False]
 
 
 def test_bill_uses_commands_sent_at_the_shortest_history() -> None:

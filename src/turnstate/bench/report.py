@@ -89,6 +89,10 @@ def rtt_table(result: BenchResult) -> Table:
     )
 
 
+def _sessions(n: int) -> str:
+    return f"{n} session" if n == 1 else f"{n} sessions"
+
+
 def throughput_table(result: BenchResult) -> Table:
     sessions = sorted({t.sessions for t in result.throughput})
     by: dict[tuple[str, int], Throughput] = {(t.pattern, t.sessions): t for t in result.throughput}
@@ -99,7 +103,7 @@ def throughput_table(result: BenchResult) -> Table:
         + [ms(by[name, sessions[-1]].p99_us) if (name, sessions[-1]) in by else ""]
         for name in names
     ]
-    headers = [f"turns/s, {s} sessions" for s in sessions] + [f"p99 ms, {sessions[-1] if sessions else '?'} sessions"]
+    headers = [f"turns/s, {_sessions(s)}" for s in sessions] + [f"p99 ms, {_sessions(max(sessions, default=0))}"]
     return Table(
         "Throughput: concurrent sessions, one client process",
         ["pattern", *headers],
@@ -158,7 +162,7 @@ def memory_table(result: BenchResult) -> Table:
 
 
 def checks_table(result: BenchResult) -> Table:
-    rows = [[c.name, "pass" if c.passed else "FAIL", c.detail] for c in result.checks]
+    rows = [[c.name, ("pass" if c.passed else "FAIL") if c.ran else "not run", c.detail] for c in result.checks]
     return Table("Regression checks (counts only, never time)", ["check", "result", "detail"], rows)
 
 
