@@ -28,7 +28,7 @@ import redis
 import redis.asyncio as aioredis
 
 from turnstate.bench.core import bench_server, percentile, server_version
-from turnstate.bench.load import races, throughput
+from turnstate.bench.load import drive, races, throughput
 from turnstate.bench.meter import Wire, count_wire
 from turnstate.bench.proxy import DelayProxy, delay_proxy_process
 from turnstate.bench.results import (
@@ -140,13 +140,22 @@ class Bench:
         return runners
 
     async def timed_blocks(self, runners: Sequence[Runner]) -> None:
-        """Blocks of turns, the runners' order rotating, so drift of the machine hits all alike."""
-        for b in range(self.config.blocks):
-            gc.collect()
+        """Blocks of turns, the runners' order rotating, so drift of the machine hits all alike.
+
+        One untimed block first: on a fresh VM, memory touched for the first time is slow, and
+        whichever runner came first would pay for it. A garbage collection runs before each
+        runner's turns, so none pays for another's garbage.
+        """
+        for b in range(-1, self.config.blocks):
             k = b % len(runners)
             for runner in [*runners[k:], *runners[:k]]:
+                gc.collect()
                 await runner.timed(self.config.turns, self.config.block_seconds)
-                self.progress.advance()
+                if b < 0:
+                    runner.samples.clear()
+                    runner.cpu_ns = 0
+                else:
+                    self.progress.advance()
 
     async def counted(self, runners: Sequence[Runner], settings: Settings) -> dict[str, Wire | None]:
         """Count each runner's traffic through an in-process counting proxy (TCP servers only)."""
@@ -170,12 +179,15 @@ class Bench:
         return [Measurement(r.name, r.history, delay, r.window, r.latency(), wires.get(r.name)) for r in runners]
 
     async def latency(self) -> list[Measurement]:
+        """Every pattern at every history length, interleaved in the same blocks; then counted."""
         c, out = self.config, []
         self.progress.phase("latency and traffic per turn", len(c.histories) * 5 * (c.blocks + 2))
+        groups = []
         for history in c.histories:
             settings = bench_settings(self.prefix, history, c)
-            runners = await self.prepared(patterns_on(self.direct, settings), history, f"h{history}")
-            await self.timed_blocks(runners)
+            groups.append((settings, await self.prepared(patterns_on(self.direct, settings), history, f"h{history}")))
+        await self.timed_blocks([r for _, runners in groups for r in runners])
+        for settings, runners in groups:
             out += self.measured(runners, await self.counted(runners, settings), 0.0)
             for r in runners:
                 await r.delete()
@@ -227,14 +239,23 @@ class Bench:
         return added, out
 
     async def throughput(self) -> list[Throughput]:
+        """Each pattern at each number of sessions, in two halves, the patterns' order reversed in the second."""
         c, out = self.config, []
-        self.progress.phase("throughput", 5 * len(c.sessions))
+        self.progress.phase("throughput", 10 * len(c.sessions))
         settings = bench_settings(self.prefix, 2 * c.conversation_turns, c)
+        patterns = patterns_on(self.direct, settings)
         for sessions in c.sessions:
-            for name, pattern in patterns_on(self.direct, settings).items():
-                tag = f"{self.prefix}-tp{sessions}-{name}"
-                out.append(await throughput(pattern, sessions, c.throughput_seconds, self.texts, tag))
-                self.progress.advance()
+            samples: dict[str, list[int]] = {name: [] for name in patterns}
+            seconds = dict.fromkeys(patterns, 0.0)
+            for half, order in enumerate((list(patterns), list(reversed(patterns)))):
+                for name in order:
+                    tag = f"{self.prefix}-tp{sessions}-{half}-{name}"
+                    seconds[name] += await drive(
+                        patterns[name], sessions, c.throughput_seconds / 2, self.texts, tag, samples[name],
+                        conversation_turns=c.conversation_turns,
+                    )  # fmt: skip
+                    self.progress.advance()
+            out += [throughput(name, sessions, samples[name], seconds[name]) for name in patterns]
         return out
 
     async def race(self) -> list[Race]:

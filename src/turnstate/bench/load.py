@@ -27,17 +27,17 @@ async def _turn(pattern: ChatPattern, session: str, n: int, texts: Texts) -> Non
     await pattern.finish(handle, texts.reply(n))
 
 
-async def throughput(
+async def drive(
     pattern: ChatPattern,
     workers: int,
     seconds: float,
     texts: Texts,
     session_prefix: str,
+    samples: list[int],
     *,
     conversation_turns: int = 25,
-) -> Throughput:
-    """Turns per second with `workers` sessions in flight at once, and their latency under that load."""
-    samples: list[int] = []
+) -> float:
+    """Keep `workers` sessions in flight for `seconds`; append each turn's time to `samples`; return the time taken."""
     # Warm up: every worker's connection is opened (and every script cached) before the clock starts.
     await asyncio.gather(*(_turn(pattern, f"{session_prefix}-w{w}-warm", 0, texts) for w in range(workers)))
     stop = time.perf_counter_ns() + int(seconds * 1e9)
@@ -56,14 +56,18 @@ async def throughput(
 
     began = time.perf_counter_ns()
     await asyncio.gather(*(worker(w) for w in range(workers)))
-    elapsed = (time.perf_counter_ns() - began) / 1e9
+    return (time.perf_counter_ns() - began) / 1e9
+
+
+def throughput(name: str, workers: int, samples: list[int], seconds: float) -> Throughput:
+    """Turns per second with `workers` sessions in flight at once, and their latency under that load."""
     ordered = sorted(samples)
     return Throughput(
-        pattern=pattern.name,
+        pattern=name,
         sessions=workers,
         turns=len(ordered),
-        seconds=elapsed,
-        turns_per_second=len(ordered) / elapsed,
+        seconds=seconds,
+        turns_per_second=len(ordered) / seconds,
         p50_us=percentile(ordered, 0.50) / 1000,
         p99_us=percentile(ordered, 0.99) / 1000,
     )
