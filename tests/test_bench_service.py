@@ -25,16 +25,18 @@ async def test_service_bench_measures_every_variant_and_level_with_no_failed_tur
     for timing in (result.library, result.service, result.streaming, result.inside):
         assert (timing.turns, timing.failures, timing.first_failure) == (6, 0, None)
         assert 0 < timing.p50_ms <= timing.p99_ms
+    for timing in (result.library, result.service, result.streaming):
+        assert timing.cpu.client > 0 and timing.cpu.service is not None and timing.cpu.server is not None
     # Bounded by turns, not time: every client sent exactly its turns, and all were answered.
     assert [(load.clients, load.timing.turns, load.timing.failures) for load in result.loads] == [(1, 4, 0), (2, 8, 0)]
     for load in result.loads:
         assert load.seconds > 0 and load.turns_per_second > 0
-        assert load.cpu.generator >= 0 and load.cpu.service is not None and load.cpu.server is not None
+        assert load.timing.cpu.client > 0 and load.timing.cpu.service is not None and load.timing.cpu.server is not None
     assert result.failures == 0
     assert math.isfinite(result.overhead_p50_ms) and result.server and result.machine
     table = render_markdown(result)
     assert "| library: `Chat.turn` in-process | 6 | 0 |" in table and "\n| 2 | 8 | 0 |" in table
-    assert "failed**" not in table
+    assert "failed**" not in table and "one httpx AsyncClient, its pool shared by all" in table
     assert [key async for key in client.scan_iter(f"{key_prefix}:*")] == []  # it cleaned up after itself
 
 
@@ -56,8 +58,9 @@ async def test_a_turn_that_fails_is_counted_not_timed() -> None:
         done_event("")
 
 
-def test_service_bench_runs_from_the_cli(redis_url: str) -> None:
+def test_service_bench_runs_from_the_cli_with_a_client_per_session(redis_url: str) -> None:
     args = ["--redis-url", redis_url, "--turns", "2", "--blocks", "1", "--clients", "1,2", "--max-turns", "2"]
-    result = CliRunner().invoke(app, ["bench", "service", *args])
+    result = CliRunner().invoke(app, ["bench", "service", *args, "--client-per-session"])
     assert result.exit_code == 0, result.stdout
-    assert "service - library, p50" in result.stdout and "\n| 2 | 4 | 0 |" in result.stdout
+    assert "service - library, p50" in result.stdout and "an httpx AsyncClient per client" in result.stdout
+    assert "\n| 2 | 4 | 0 |" in result.stdout

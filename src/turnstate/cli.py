@@ -197,6 +197,9 @@ def bench_service(
     clients: Annotated[str, typer.Option(help="concurrent clients, one session each")] = "1,32,256",
     seconds: Annotated[float, typer.Option(min=0.1, help="at most this long per concurrency level")] = 10.0,
     max_turns: Annotated[int, typer.Option(min=1, help="at most this many turns per client per level")] = 2000,
+    client_per_session: Annotated[
+        bool, typer.Option(help="an httpx client per concurrent client, not one pool for all")
+    ] = False,
 ) -> None:
     """The HTTP service's overhead per turn against the library, and its throughput at N clients."""
     from turnstate.bench.service import run_service_bench
@@ -206,7 +209,13 @@ def bench_service(
 
     async def measure() -> None:
         result = await run_service_bench(
-            redis_url, turns=turns, blocks=blocks, clients=levels, seconds=seconds, max_turns=max_turns
+            redis_url,
+            turns=turns,
+            blocks=blocks,
+            clients=levels,
+            seconds=seconds,
+            max_turns=max_turns,
+            client_per_session=client_per_session,
         )
         typer.echo(render_markdown(result))
 

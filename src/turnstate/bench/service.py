@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import operator
 import os
 import platform
 import tempfile
@@ -54,39 +55,50 @@ FAILURES = (httpx.HTTPError, TurnstateError, TurnFailed, ValueError)
 
 
 @dataclass(frozen=True, slots=True)
+class Cpu:
+    """CPU seconds used by each party; None where it cannot be read from here.
+
+    `client` is this process: the library's turn in-process, or the HTTP client's side of one.
+    """
+
+    client: float
+    service: float | None
+    server: float | None
+
+    def __add__(self, other: Cpu) -> Cpu:
+        return self._combine(other, operator.add)
+
+    def __sub__(self, before: Cpu) -> Cpu:
+        return self._combine(before, operator.sub)
+
+    def _combine(self, other: Cpu, op: Callable[[float, float], float]) -> Cpu:
+        def each(a: float | None, b: float | None) -> float | None:
+            return None if a is None or b is None else op(a, b)
+
+        return Cpu(op(self.client, other.client), each(self.service, other.service), each(self.server, other.server))
+
+
+NO_CPU = Cpu(0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
 class Timing:
-    """Wall time per turn (ms) of the turns that succeeded, and how many did not."""
+    """Wall time per turn (ms) of the turns that succeeded, how many did not, and the CPU they took."""
 
     turns: int
     failures: int
     p50_ms: float
     p99_ms: float
+    cpu: Cpu = NO_CPU
     first_failure: str | None = None
 
 
-def timing(samples_ns: Sequence[int], failures: int = 0, first_failure: str | None = None) -> Timing:
+def timing(samples_ns: Sequence[int], failures: int = 0, first_failure: str | None = None, cpu: Cpu = NO_CPU) -> Timing:
     ordered = sorted(samples_ns)
     if not ordered:
-        return Timing(0, failures, float("nan"), float("nan"), first_failure)
+        return Timing(0, failures, float("nan"), float("nan"), cpu, first_failure)
     p50, p99 = (percentile(ordered, q) / 1e6 for q in (0.50, 0.99))
-    return Timing(len(ordered), failures, p50, p99, first_failure)
-
-
-@dataclass(frozen=True, slots=True)
-class Cpu:
-    """CPU seconds used by each party: who kept the cores busy. None: not measurable from here."""
-
-    generator: float
-    service: float | None
-    server: float | None
-
-    def __sub__(self, before: Cpu) -> Cpu:
-        def minus(a: float | None, b: float | None) -> float | None:
-            return None if a is None or b is None else a - b
-
-        return Cpu(
-            self.generator - before.generator, minus(self.service, before.service), minus(self.server, before.server)
-        )
+    return Timing(len(ordered), failures, p50, p99, cpu, first_failure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +108,6 @@ class Load:
     clients: int
     timing: Timing
     seconds: float
-    cpu: Cpu
 
     @property
     def turns_per_second(self) -> float:
@@ -116,6 +127,7 @@ class ServiceBenchResult:
     seconds: float
     max_turns: int
     message_bytes: int
+    client_per_session: bool
     server: str
     machine: str
 
@@ -197,6 +209,7 @@ class Tally:
     inside: list[int] = field(default_factory=list)
     failures: int = 0
     first_failure: str | None = None
+    cpu: Cpu = NO_CPU
 
     async def time(self, turn: Callable[[], Awaitable[int | None]]) -> None:
         start = time.perf_counter_ns()
@@ -211,7 +224,7 @@ class Tally:
             self.inside.append(inside)
 
     def timing(self) -> Timing:
-        return timing(self.samples, self.failures, self.first_failure)
+        return timing(self.samples, self.failures, self.first_failure, self.cpu)
 
 
 class CpuMeter:
@@ -235,7 +248,9 @@ async def warm(turns: Turns, count: int) -> None:
         await turns.turn()
 
 
-async def interleaved(variants: Sequence[tuple[Turns, Tally]], *, turns: int, blocks: int, warmup: int) -> None:
+async def interleaved(
+    variants: Sequence[tuple[Turns, Tally]], meter: CpuMeter, *, turns: int, blocks: int, warmup: int
+) -> None:
     """One turn at a time: each variant `turns` in a row per block, the order rotating from block to block."""
     for variant, _ in variants:
         await warm(variant, warmup)
@@ -243,8 +258,10 @@ async def interleaved(variants: Sequence[tuple[Turns, Tally]], *, turns: int, bl
         gc.collect()  # between blocks, never inside one
         k = b % len(variants)
         for variant, tally in [*variants[k:], *variants[:k]]:
+            before = await meter.read()
             for _ in range(turns):
                 await tally.time(variant.turn)
+            tally.cpu += (await meter.read()) - before
 
 
 async def load(clients: Sequence[Turns], meter: CpuMeter, *, warmup: int, seconds: float, max_turns: int) -> Load:
@@ -264,7 +281,14 @@ async def load(clients: Sequence[Turns], meter: CpuMeter, *, warmup: int, second
 
     await asyncio.gather(*(client(c) for c in clients))
     elapsed = (time.perf_counter_ns() - start) / 1e9
-    return Load(len(clients), tally.timing(), elapsed, (await meter.read()) - before)
+    tally.cpu = (await meter.read()) - before
+    return Load(len(clients), tally.timing(), elapsed)
+
+
+def http_client(base_url: str, connections: int) -> httpx.AsyncClient:
+    """HTTP/1.1 with keep-alive, at most `connections` at once; no proxy from the environment: 127.0.0.1 only."""
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=HTTP_TIMEOUT_SECONDS, trust_env=False)
 
 
 async def delete_sessions(store: Store, sessions: Sequence[Turns]) -> None:
@@ -294,13 +318,15 @@ async def run_service_bench(
     max_turns: int = 2000,
     warmup: int = 10,
     message_bytes: int = MESSAGE_BYTES,
+    client_per_session: bool = False,
     key_prefix: str | None = None,
 ) -> ServiceBenchResult:
     """Measure the overhead, then each concurrency level, on `url` or a fresh embedded Valkey.
 
     A `turnstate serve` process is started for the run (local auth mode, offline model, memory
     off, other `TURNSTATE_*` settings as in this environment). Everything is written under a
-    fresh key prefix (or `key_prefix`) and deleted afterwards.
+    fresh key prefix (or `key_prefix`) and deleted afterwards. With `client_per_session`, each
+    concurrent client has an AsyncClient (and connection) of its own instead of sharing one pool.
     """
     prefix = key_prefix or f"svcbench{uuid.uuid4().hex[:8]}"
     texts = Texts.of_size(message_bytes)
@@ -315,14 +341,7 @@ async def run_service_bench(
         store = await stack.enter_async_context(
             await open_store(live_url, settings=Settings(key_prefix=prefix, memory=False))
         )
-        http = await stack.enter_async_context(
-            httpx.AsyncClient(
-                base_url=service.url,
-                limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
-                timeout=HTTP_TIMEOUT_SECONDS,
-                trust_env=False,  # no proxy: traffic goes to 127.0.0.1 only
-            )
-        )
+        http = await stack.enter_async_context(http_client(service.url, pool))
         chat = Chat(store, OfflineModel(), system_prompt=store.settings.system_prompt)
         sessions: list[Turns] = [
             LibraryTurns(chat, "library", texts),
@@ -331,12 +350,17 @@ async def run_service_bench(
         ]
         stack.push_async_callback(delete_sessions, store, sessions)
         library, json_turns, sse_turns = tallies = [Tally() for _ in sessions]
-        await interleaved(list(zip(sessions, tallies, strict=True)), turns=turns, blocks=blocks, warmup=warmup)
         meter, loads = CpuMeter(service, store), []
+        await interleaved(list(zip(sessions, tallies, strict=True)), meter, turns=turns, blocks=blocks, warmup=warmup)
         for count in clients:
-            level: list[Turns] = [ServiceTurns(http, f"load{count}-{i}", texts) for i in range(count)]
-            sessions += level
-            loads.append(await load(level, meter, warmup=warmup, seconds=seconds, max_turns=max_turns))
+            async with AsyncExitStack() as own:
+                if client_per_session:
+                    pools = [await own.enter_async_context(http_client(service.url, 1)) for _ in range(count)]
+                else:
+                    pools = [http] * count
+                level: list[Turns] = [ServiceTurns(pools[i], f"load{count}-{i}", texts) for i in range(count)]
+                sessions += level
+                loads.append(await load(level, meter, warmup=warmup, seconds=seconds, max_turns=max_turns))
         server = await server_version(store.client)
     return ServiceBenchResult(
         library=library.timing(),
@@ -350,6 +374,7 @@ async def run_service_bench(
         seconds=seconds,
         max_turns=max_turns,
         message_bytes=message_bytes,
+        client_per_session=client_per_session,
         server=server,
         machine=machine(),
     )
