@@ -40,7 +40,7 @@ async def test_service_bench_measures_every_variant_and_level_with_no_failed_tur
     assert [key async for key in client.scan_iter(f"{key_prefix}:*")] == []  # it cleaned up after itself
 
 
-async def test_a_turn_that_fails_is_counted_not_timed() -> None:
+async def test_a_failed_turn_is_counted_not_timed_warm_up_included() -> None:
     tally = Tally()
 
     async def ok() -> int:
@@ -51,8 +51,10 @@ async def test_a_turn_that_fails_is_counted_not_timed() -> None:
 
     await tally.time(ok)
     await tally.time(failing)
+    await tally.time(ok, timed=False)  # a warm-up turn: not timed, but its failure would count
+    await tally.time(failing, timed=False)
     timing = tally.timing()
-    assert (timing.turns, timing.failures) == (1, 1) and tally.inside == [1_000]
+    assert (timing.turns, timing.failures) == (1, 2) and tally.inside == [1_000]
     assert timing.first_failure is not None and timing.first_failure.startswith("TurnFailed: the stream ended with")
     with pytest.raises(TurnFailed):
         done_event("")

@@ -83,7 +83,7 @@ NO_CPU = Cpu(0.0, 0.0, 0.0)
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    """Wall time per turn (ms) of the turns that succeeded, how many did not, and the CPU they took."""
+    """Wall time per timed turn that succeeded (ms), the CPU they took, and the failures (warm-up turns too)."""
 
     turns: int
     failures: int
@@ -176,7 +176,9 @@ class ServiceTurns:
     async def turn(self) -> int:
         n, self.n = self.n, self.n + 1
         body = {"message": self.texts.user(n), "message_id": f"m{n}", "stream": self.stream}
-        response = (await self.http.post(self.path, json=body)).raise_for_status()
+        response = await self.http.post(self.path, json=body)
+        if response.status_code != 200:
+            raise TurnFailed(f"HTTP {response.status_code} for {self.path}: {response.text[:300]}")
         return answered(done_event(response.text) if self.stream else response.json())
 
 
@@ -203,7 +205,10 @@ def answered(body: Any) -> int:
 
 @dataclass
 class Tally:
-    """Timed turns: durations of those that succeeded, the service's own times, the failures."""
+    """Turns run: durations of the timed ones that succeeded, the service's own times, every failure.
+
+    A failed turn is counted, never timed, and does not stop the run: failures are a result too.
+    """
 
     samples: list[int] = field(default_factory=list)
     inside: list[int] = field(default_factory=list)
@@ -211,13 +216,15 @@ class Tally:
     first_failure: str | None = None
     cpu: Cpu = NO_CPU
 
-    async def time(self, turn: Callable[[], Awaitable[int | None]]) -> None:
+    async def time(self, turn: Callable[[], Awaitable[int | None]], *, timed: bool = True) -> None:
         start = time.perf_counter_ns()
         try:
             inside = await turn()
         except FAILURES as exc:
             self.failures += 1
             self.first_failure = self.first_failure or f"{type(exc).__name__}: {exc}"
+            return
+        if not timed:
             return
         self.samples.append(time.perf_counter_ns() - start)
         if inside is not None:
@@ -242,18 +249,18 @@ class CpuMeter:
         return Cpu(time.process_time(), self.service.cpu_seconds(), server)
 
 
-async def warm(turns: Turns, count: int) -> None:
-    """Untimed turns: connections opened, scripts cached, the window full. A failure here aborts the bench."""
+async def warm(turns: Turns, count: int, tally: Tally) -> None:
+    """Untimed turns, so connections are open, scripts cached and the window full; failures still count."""
     for _ in range(count):
-        await turns.turn()
+        await tally.time(turns.turn, timed=False)
 
 
 async def interleaved(
     variants: Sequence[tuple[Turns, Tally]], meter: CpuMeter, *, turns: int, blocks: int, warmup: int
 ) -> None:
     """One turn at a time: each variant `turns` in a row per block, the order rotating from block to block."""
-    for variant, _ in variants:
-        await warm(variant, warmup)
+    for variant, tally in variants:
+        await warm(variant, warmup, tally)
     for b in range(blocks):
         gc.collect()  # between blocks, never inside one
         k = b % len(variants)
@@ -266,8 +273,8 @@ async def interleaved(
 
 async def load(clients: Sequence[Turns], meter: CpuMeter, *, warmup: int, seconds: float, max_turns: int) -> Load:
     """Every client sends its next turn once the last is answered, until `seconds` pass or `max_turns` are sent."""
-    await asyncio.gather(*(warm(c, warmup) for c in clients))
     tally = Tally()
+    await asyncio.gather(*(warm(c, warmup, tally) for c in clients))
     gc.collect()
     before = await meter.read()
     start = time.perf_counter_ns()

@@ -77,6 +77,7 @@ def render_markdown(r: ServiceBenchResult) -> str:
             f"| {load.clients} | {t.turns} | {t.failures} | {load.turns_per_second:.0f} | {_ms(t.p50_ms)} "
             f"| {_ms(t.p99_ms)} | {_cpu_cells(t)} | {busy} |"
         )
+    lines += ["", "Failed: turns answered with an error or not at all, warm-up turns included; never timed."]
     failures = [t.first_failure for t in (r.library, r.service, r.streaming, *(x.timing for x in r.loads))]
     if first := next((f for f in failures if f), None):
         lines += ["", f"**{r.failures} turns failed**; the first: {first}"]
