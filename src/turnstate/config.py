@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     queue_wait_seconds: float = Field(default=60.0, ge=0)
     max_content_bytes: int = Field(default=32_768, ge=1)
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    max_connections: int = Field(default=1_000, ge=1, description="connections to the server per process, at most")
     # The chat model: any OpenAI-compatible endpoint; with neither a key nor a URL, the offline model.
     model: str = Field(default="gpt-4o-mini", min_length=1, description="model name sent to the endpoint")
     openai_api_key: SecretStr | None = Field(

@@ -36,7 +36,12 @@ def redacted(url: str) -> str:
     return f"{parts.scheme}://{host}:{parts.port or 6379}"
 
 
-def make_client(url: str, *, connect_timeout: float) -> aioredis.Redis:
+# redis-py's asyncio pool allows 100 connections and then fails at once ("Too many connections");
+# a queued turn holds one while it waits, so a busy service needs more.
+MAX_CONNECTIONS = 1_000
+
+
+def make_client(url: str, *, connect_timeout: float, max_connections: int = MAX_CONNECTIONS) -> aioredis.Redis:
     """A pooled asyncio client for one server: redis://, rediss:// (TLS) or unix://."""
     scheme = urlsplit(url).scheme
     if scheme not in SCHEMES:
@@ -46,7 +51,11 @@ def make_client(url: str, *, connect_timeout: float) -> aioredis.Redis:
     # No socket timeout (redis-py's default is 5 s): a queued turn blocks on BLPOP for as long as
     # the turn ahead of it holds the lease, and that wait is bounded by the store itself.
     return aioredis.Redis.from_url(
-        url, socket_connect_timeout=connect_timeout, socket_timeout=None, health_check_interval=30
+        url,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=None,
+        health_check_interval=30,
+        max_connections=max_connections,
     )
 
 
@@ -62,11 +71,11 @@ def make_cluster_client(url: str, *, connect_timeout: float) -> RedisCluster:
     )
 
 
-def make_any_client(url: str, *, connect_timeout: float) -> Client:
+def make_any_client(url: str, *, connect_timeout: float, max_connections: int = MAX_CONNECTIONS) -> Client:
     """The client `url` asks for: a cluster client for a `+cluster` scheme, else a plain one."""
     if urlsplit(url).scheme.endswith(CLUSTER_SUFFIX):
         return make_cluster_client(url, connect_timeout=connect_timeout)
-    return make_client(url, connect_timeout=connect_timeout)
+    return make_client(url, connect_timeout=connect_timeout, max_connections=max_connections)
 
 
 @asynccontextmanager

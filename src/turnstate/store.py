@@ -320,7 +320,7 @@ async def open_store(
     if url is None:
         embedded = EmbeddedValkey(s.data_dir / "valkey")
         url = embedded.start()
-    client = make_any_client(url, connect_timeout=s.connect_timeout_seconds)
+    client = make_any_client(url, connect_timeout=s.connect_timeout_seconds, max_connections=s.max_connections)
     store = Store(client, s, token_counter=token_counter, address=redacted(url), url=url, embedded=embedded)
     try:
         await store.ping()
