@@ -15,7 +15,7 @@ async def test_the_memory_bench_runs_small(make_settings: Any, redis_url: str, d
     )
     config = MemoryBenchConfig(
         sizes=(400,), per_user=50, queries=6, sessions=3, turns=8, concurrencies=(2,),
-        rate=20.0, load_sessions=3, seconds=1.5, warmup=1.0,
+        rates=(20.0,), load_sessions=3, seconds=1.5, warmup=1.0,
     )  # fmt: skip
     result = await run_memory_bench(settings, config)
 
@@ -27,8 +27,8 @@ async def test_the_memory_bench_runs_small(make_settings: Any, redis_url: str, d
     [throughput] = result.throughput
     # 8 turns are 16 messages; all but the 4 of the window are folded, one summary per session
     assert (throughput.summaries, throughput.messages) == (3, 36) and throughput.facts > 0
-    lag = result.lag
-    assert lag is not None and lag.messages > 0 and lag.unfinished == 0 and lag.lag.samples == lag.messages
+    [lag] = result.lag
+    assert lag.messages > 0 and lag.unfinished == 0 and lag.lag.samples == lag.messages
     assert result.machine.cpus > 0 and "pgvector" in result.machine.postgres
 
     report = render_markdown(result)

@@ -290,7 +290,7 @@ def bench_memory(
     sizes: Annotated[str, typer.Option(help="stored facts for the recall latency")] = "10000,100000",
     queries: Annotated[int, typer.Option(min=1, help="timed recalls per kind of user")] = 300,
     sessions: Annotated[int, typer.Option(min=1, help="due sessions one worker drains")] = 100,
-    rate: Annotated[float, typer.Option(min=0.1, help="turns per second while the lag is measured")] = 10.0,
+    rates: Annotated[str, typer.Option(help="turns per second offered while the lag is measured")] = "5,10",
     seconds: Annotated[float, typer.Option(min=0, help="measured period of the lag (0: skip it)")] = 60.0,
     json_path: JsonOpt = None,
 ) -> None:
@@ -298,7 +298,8 @@ def bench_memory(
     from turnstate.bench.memory_bench import MemoryBenchConfig, bench_report
 
     counts = tuple(int(n) for n in _numbers(sizes) or ())
-    config = MemoryBenchConfig(sizes=counts, queries=queries, sessions=sessions, rate=rate, seconds=seconds)
+    loads = _numbers(rates) or ()
+    config = MemoryBenchConfig(sizes=counts, queries=queries, sessions=sessions, rates=loads, seconds=seconds)
 
     async def measure() -> None:
         typer.echo(await bench_report(settings_with(redis_url=redis_url), config, json_path))

@@ -11,7 +11,7 @@ import dataclasses
 import os
 import platform
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -34,7 +34,7 @@ class MemoryBenchConfig:
     sessions: int = 100  # sessions with a summary step due, for the throughput
     turns: int = 20  # turns of each
     concurrencies: tuple[int, ...] = (1, 4)  # jobs a worker runs at once
-    rate: float = 10.0  # turns per second, for the lag
+    rates: tuple[float, ...] = (5.0, 10.0)  # turns per second offered while the lag is measured
     load_sessions: int = 20
     seconds: float = 60.0  # measured period of the lag; 0 skips it
     warmup: float = 10.0
@@ -57,9 +57,10 @@ class MemoryBenchResult:
     config: MemoryBenchConfig
     window_messages: int
     summary_every: int
+    worker_concurrency: int  # jobs the lag's worker process runs at once
     recall: tuple[RecallScale, ...] = ()
     throughput: tuple[Throughput, ...] = ()
-    lag: Lag | None = field(default=None)
+    lag: tuple[Lag, ...] = ()
 
 
 async def run_memory_bench(settings: Settings, config: MemoryBenchConfig) -> MemoryBenchResult:
@@ -79,15 +80,22 @@ async def run_memory_bench(settings: Settings, config: MemoryBenchConfig) -> Mem
             await summary_throughput(live, texts, sessions=config.sessions, turns=config.turns, concurrency=c)
             for c in config.concurrencies
         ]
-        lag = None
-        if config.seconds > 0:
-            lag = await summary_lag(
-                live, texts, rate=config.rate, sessions=config.load_sessions, seconds=config.seconds,
-                warmup=config.warmup,
-            )  # fmt: skip
+        lag = [
+            await summary_lag(
+                live, texts, rate=rate, sessions=config.load_sessions, seconds=config.seconds, warmup=config.warmup
+            )
+            for rate in (config.rates if config.seconds > 0 else ())
+        ]
     machine = dataclasses.replace(machine, load_after=os.getloadavg())
     return MemoryBenchResult(
-        machine, config, settings.window_messages, settings.summary_every, tuple(recall), tuple(throughput), lag
+        machine,
+        config,
+        settings.window_messages,
+        settings.summary_every,
+        settings.worker_concurrency,
+        tuple(recall),
+        tuple(throughput),
+        tuple(lag),
     )
 
 
@@ -156,8 +164,8 @@ def render_markdown(result: MemoryBenchResult) -> str:
             f"| {t.messages / t.seconds:.1f} |"
             for t in result.throughput
         ]
-    if result.lag is not None:
-        lines += _lag_lines(result.lag, c)
+    for lag in result.lag:
+        lines += _lag_lines(lag, c, result.worker_concurrency)
     return "\n".join(lines)
 
 
@@ -168,11 +176,12 @@ def _recall_row(r: RecallScale, who: str, user: UserRecall, load: str = "", buil
     )
 
 
-def _lag_lines(lag: Lag, c: MemoryBenchConfig) -> list[str]:
+def _lag_lines(lag: Lag, c: MemoryBenchConfig, concurrency: int) -> list[str]:
     return [
         "",
         f"Lag under load: {lag.rate:g} turns/s offered over {lag.sessions} sessions ({lag.achieved:.1f} completed), "
-        f"{lag.seconds:g} s measured after {c.warmup:g} s of warm-up; one worker process; watermarks polled every "
+        f"{lag.seconds:g} s measured after {c.warmup:g} s of warm-up; one worker process ({concurrency} jobs at once); "
+        f"watermarks polled every "
         f"{lag.poll_ms:g} ms.",
         "",
         "| from -> to | n | p50 (s) | p99 (s) |",

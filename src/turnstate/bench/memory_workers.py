@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from turnstate.bench.backends import forget_run, fresh
@@ -31,6 +31,7 @@ from turnstate.store import Store, open_store
 from turnstate.worker import SummaryScheduler, jobs_use, memory_docket, memory_worker, open_memory, run_worker
 
 POLL_SECONDS = 0.05
+TALKERS = 16  # sessions talking at once: redis-py's pools hold 100 connections and refuse more
 TAIL_SECONDS = 120.0  # how long the load goes on after the measured period, for its messages' steps to commit
 
 
@@ -75,9 +76,12 @@ async def summary_throughput(
         try:
             chat = Chat(store, memory.model, system_prompt="bench", schedule_summary=SummaryScheduler(docket))
 
+            talking = asyncio.Semaphore(TALKERS)
+
             async def talk(n: int) -> None:
-                for t in range(turns):
-                    await chat.turn(names[n], _text(texts, n, t), message_id=f"m{t}")
+                async with talking:
+                    for t in range(turns):
+                        await chat.turn(names[n], _text(texts, n, t), message_id=f"m{t}")
 
             await asyncio.gather(*(talk(n) for n in range(sessions)))
             await chat.drain()
@@ -166,7 +170,7 @@ async def summary_lag(
             watermarks = dict.fromkeys(names, 0)
             polling = asyncio.create_task(_poll(store, tracker, watermarks))
             try:
-                result = await load.run(rate, seconds, warmup, watermarks)
+                result = await load.run(rate, seconds, warmup, watermarks, worker.is_alive)
             finally:
                 polling.cancel()
         finally:
@@ -198,7 +202,9 @@ class _Load:
         for n in range(turns):
             await self.turn(session, -1 - n)
 
-    async def run(self, rate: float, seconds: float, warmup: float, watermarks: dict[str, int]) -> Lag:
+    async def run(
+        self, rate: float, seconds: float, warmup: float, watermarks: dict[str, int], worker_alive: Callable[[], bool]
+    ) -> Lag:
         """A turn every 1/rate s through warm-up and the measured period, then on until its messages are summarised."""
         started = time.perf_counter_ns()
         self.tracker.start = started + int(warmup * 1e9)
@@ -209,6 +215,8 @@ class _Load:
         while (now := time.perf_counter_ns()) < self.tracker.end or (
             now < give_up and self.tracker.unfinished(watermarks)
         ):
+            if not worker_alive():
+                raise RuntimeError("the worker process died (see its traceback above): the lag cannot be measured")
             await asyncio.sleep(max(0.0, (started + n * 1e9 / rate - now) / 1e9))
             task = asyncio.create_task(self.turn(self.names[n % len(self.names)], n))
             tasks.add(task)
