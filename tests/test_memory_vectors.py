@@ -206,7 +206,8 @@ async def test_deleting_facts(facts: FactStore, tenant: str) -> None:
     await facts.remember(tenant, "ana", "user.a", "Fact a, revised.", direction(21), session_id="s-2")
     b = await facts.remember(tenant, "ana", "user.b", "Fact b.", direction(22), session_id="s-2")
     await facts.remember(tenant, "bob", "user.a", "Bob's fact.", direction(23), session_id="s-1")
-    assert await facts.delete_fact(tenant, b.id) is True
+    assert await facts.delete_fact(tenant, b.id, user_id=f"not-{b.user_id}") is False  # not that user's fact
+    assert await facts.delete_fact(tenant, b.id, user_id=b.user_id) is True
     assert await facts.delete_fact(tenant, b.id) is False
     assert await facts.delete_session(tenant, "s-1") == 2  # a (history) and Bob's fact
     assert [f.text for f in await facts.history(tenant, "ana", "user.a")] == ["Fact a, revised."]

@@ -89,9 +89,7 @@ async def delete_fact(user_id: str, fact_id: int, svc: ServiceDep, tenant: Tenan
     memory = memory_of(svc)
     if isinstance(memory, Response):
         return memory
-    user = validate_id(user_id, "user id")
-    owned = {f.id for f in await memory.facts.list_facts(tenant, user_id=user, include_superseded=True, limit=1000)}
-    if fact_id not in owned or not await memory.facts.delete_fact(tenant, fact_id):
+    if not await memory.facts.delete_fact(tenant, fact_id, user_id=validate_id(user_id, "user id")):
         return problem(404, "Not found", f"user {user_id!r} has no fact {fact_id}")
     return Response(status_code=204)
 

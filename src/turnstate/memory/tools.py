@@ -53,6 +53,5 @@ async def delete_facts(settings: Settings, console: Console, tenant: str | None,
         if fact is None:
             console.print(f"forgot {await facts.delete_user(tenant, user)} facts about {user}")
             return
-        mine = {f.id for f in await facts.list_facts(tenant, user_id=user, include_superseded=True, limit=1000)}
-        gone = fact in mine and await facts.delete_fact(tenant, fact)
+        gone = await facts.delete_fact(tenant, fact, user_id=user)
         console.print(f"forgot fact #{fact}" if gone else f"{user} has no fact #{fact}")

@@ -82,6 +82,7 @@ _SQL = {
     f" WHERE {_OWNER} AND superseded_at IS NULL ORDER BY score DESC, id LIMIT %(k)s",
     "history": f"SELECT {COLUMNS} FROM {{facts}} WHERE {_OWNER} AND key = %(key)s ORDER BY id",
     "delete_fact": "DELETE FROM {facts} WHERE tenant = %(tenant)s AND id = %(id)s",
+    "delete_user_fact": f"DELETE FROM {{facts}} WHERE {_OWNER} AND id = %(id)s",
     "delete_user": f"DELETE FROM {{facts}} WHERE {_OWNER}",
     "delete_session": "DELETE FROM {facts} WHERE tenant = %(tenant)s AND session_id = %(session_id)s",
 }
@@ -248,12 +249,13 @@ class FactStore:
             await conn.execute(self._sql["link"], {"old": current[0], "new": row[0]})
         return fact_from_row(row)
 
-    async def delete_fact(self, tenant: str, fact_id: int) -> bool:
-        """Delete one fact (current or historical) of the tenant; False if it has no such fact."""
-        tenant = validate_id(tenant, "tenant id")
+    async def delete_fact(self, tenant: str, fact_id: int, *, user_id: str | None = None) -> bool:
+        """Delete one fact (current or historical) of the tenant, or of that user if given; False if none."""
         if isinstance(fact_id, bool) or not isinstance(fact_id, int):
             raise InvalidInput("fact id must be an integer")
-        return await self._delete("delete_fact", {"tenant": tenant, "id": fact_id}) > 0
+        if user_id is None:
+            return await self._delete("delete_fact", {"tenant": validate_id(tenant, "tenant id"), "id": fact_id}) > 0
+        return await self._delete("delete_user_fact", {**self._owner(tenant, user_id), "id": fact_id}) > 0
 
     async def delete_user(self, tenant: str, user_id: str) -> int:
         """Delete every fact of a user, history included; return how many rows went."""
