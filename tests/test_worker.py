@@ -112,6 +112,19 @@ async def test_competing_workers_commit_a_step_once(memory: Memory, memory_setti
     assert len(keys) == len(set(keys)) == 4  # each fact once, however many workers ran the step
 
 
+async def test_a_step_whose_messages_were_all_removed_still_moves_the_watermark(
+    memory: Memory, memory_settings: Settings
+) -> None:
+    await memory.store.append_many("edited", [("user", f"line {n}") for n in range(7)])
+    for seq in (1, 2, 3):  # everything that has left the 4-message window
+        await memory.store.remove("edited", seq)
+    with jobs_use(memory):
+        await summarize_session(memory_settings.tenant, "edited", "ada", 0, memory)
+    info = await memory.store.info("edited")
+    assert (info.summary_upto, info.summary) == (3, None)  # nothing to fold, yet the step is not due again
+    assert await memory.facts.list_facts(memory_settings.tenant, user_id="ada") == []
+
+
 async def test_a_500_turn_conversation_loses_nothing(memory_settings: Settings) -> None:
     settings = memory_settings.model_copy(update={"max_messages": 50, "window_messages": 20, "summary_every": 10})
     async with AsyncExitStack() as stack:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, cast
 
@@ -26,6 +26,7 @@ from turnstate.tokens import ApproximateCounter, TokenCounter, tokens_for_bytes
 from turnstate.types import ROLES, Message, Policy, Role, SessionInfo, SummaryWork, Turn
 
 MIN_WAIT_SECONDS = 0.01
+MAX_BATCH = 1000  # messages per append_many: one script runs them all, blocking the server meanwhile
 
 # A turn needs its session's keys twice; building them validates two ids and formats five names.
 # Only valid ids are cached (an invalid one raises, and exceptions are not cached).
@@ -172,22 +173,74 @@ class Store:
         Given the `turn` it belongs to, it is refused (StaleTurn) once a newer turn took over,
         and it renews the turn's lease. A `message_id` seen before is not stored again.
         """
+        (stored,) = await self.append_many(session, [(role, content, message_id)], tenant=tenant, turn=turn)
+        return stored
+
+    async def append_many(
+        self,
+        session: str,
+        messages: Sequence[tuple[str, str] | tuple[str, str, str | None]],
+        *,
+        tenant: str | None = None,
+        turn: Turn | None = None,
+    ) -> list[Message]:
+        """Store (role, content[, message id]) messages in order, in one round trip, as `append` does each.
+
+        All or nothing: if the turn has lost its lease, none is stored. A message id seen before
+        (or twice in `messages`) returns the message stored first. At most MAX_BATCH messages.
+        """
         if turn is not None:
             tenant = tenant or turn.tenant
             if (turn.session, turn.tenant) != (session, tenant):
                 raise InvalidInput("the turn passed to append() belongs to another session")
         tenant, keys = self._keys(session, tenant)
-        if role not in ROLES:
-            raise InvalidInput(f"unknown role {role!r}: use one of {', '.join(sorted(ROLES))}")
-        message_id = validate_message_id(message_id) if message_id is not None else uuid.uuid4().hex
-        body, tokens = self._body(message_id, role, content)
+        if not 0 < len(messages) <= MAX_BATCH:
+            raise InvalidInput(f"append_many takes 1 to {MAX_BATCH} messages, not {len(messages)}")
         fence = "" if turn is None or turn.fence == 0 else turn.fence
-        reply = await self._run(scripts.APPEND, keys, [body, message_id, fence, self._settings_arg()])
+        args: list[Any] = [fence, self._settings_arg()]
+        rows: list[tuple[str, str, str, int]] = []
+        for role, content, *rest in messages:
+            if role not in ROLES:
+                raise InvalidInput(f"unknown role {role!r}: use one of {', '.join(sorted(ROLES))}")
+            given = rest[0] if rest else None
+            message_id = validate_message_id(given) if given is not None else uuid.uuid4().hex
+            body, tokens = self._body(message_id, role, content)
+            args += [body, message_id]
+            rows.append((message_id, role, content, tokens))
+        reply = await self._run(scripts.APPEND, keys, args)
         if reply[0] == b"stale":
             raise StaleTurn(f"turn {turn.seq if turn else '?'} of session {session!r} lost its lease")
-        if reply[0] == b"duplicate":
-            return codec.decode(reply[1])
-        return Message(reply[1], message_id, cast(Role, role), content, tokens, reply[2])
+        stored = []
+        results = zip(reply[::3], reply[1::3], reply[2::3], strict=True)  # (status, seq or message, ts)
+        for (message_id, role, content, tokens), (status, value, ts) in zip(rows, results, strict=True):
+            if status == b"duplicate":
+                stored.append(codec.decode(value))
+            else:
+                stored.append(Message(value, message_id, cast(Role, role), content, tokens, ts))
+        return stored
+
+    async def remove(
+        self, session: str, seq: int | None = None, *, tenant: str | None = None, turn: Turn | None = None
+    ) -> Message | None:
+        """Take message `seq` (default: the newest one) out of the session; return it, or None if not held.
+
+        Its slot keeps a tombstone, so no other message's seq changes. Its message id is forgotten,
+        and removing a reply leaves its turn unanswered: a retry of the turn asks the model again.
+        A summary that already covers the message keeps it. Given a `turn`, it is refused
+        (StaleTurn) once a newer turn took over.
+        """
+        _, keys = self._keys(session, tenant)
+        if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 1):
+            raise InvalidInput(f"seq must be a positive integer, not {seq!r}")
+        fence = "" if turn is None or turn.fence == 0 else turn.fence
+        reply = await self._run(scripts.REMOVE, keys, [seq or 0, fence, self._settings_arg()])
+        if reply[0] == b"stale":
+            raise StaleTurn(f"turn {turn.seq if turn else '?'} of session {session!r} lost its lease")
+        return codec.decode(reply[1]) if reply[0] == b"ok" else None
+
+    async def pop(self, session: str, *, tenant: str | None = None, turn: Turn | None = None) -> Message | None:
+        """Remove and return the newest message still held (see `remove`), or None if there is none."""
+        return await self.remove(session, tenant=tenant, turn=turn)
 
     # -- summaries ---------------------------------------------------------------------------
 
@@ -219,6 +272,19 @@ class Store:
         _, keys = self._keys(session, tenant)
         reply = await self._run(scripts.READ_SESSION, keys, [1])
         return list(codec.decode_many(reply[7:]))
+
+    async def recent(self, session: str, limit: int | None = None, *, tenant: str | None = None) -> list[Message]:
+        """The newest `limit` messages of the hot list (all of it by default), oldest first.
+
+        What a framework replaying history into each prompt should read: at most `max_messages`,
+        never the archive that waits for the summariser.
+        """
+        _, keys = self._keys(session, tenant)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise InvalidInput(f"limit must be a non-negative integer, not {limit!r}")
+        if limit == 0:
+            return []
+        return list(codec.decode_many(await self._run(scripts.READ_RECENT, keys, [limit or 0])))
 
     async def info(self, session: str, *, tenant: str | None = None) -> SessionInfo:
         """Counts, summary and TTL of a session, without reading its messages."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 from turnstate.config import Settings
@@ -73,6 +73,27 @@ class SyncStore:
         turn: Turn | None = None,
     ) -> Message:
         return self._run(self.store.append(session, role, content, message_id=message_id, tenant=tenant, turn=turn))
+
+    def append_many(
+        self,
+        session: str,
+        messages: Sequence[tuple[str, str] | tuple[str, str, str | None]],
+        *,
+        tenant: str | None = None,
+        turn: Turn | None = None,
+    ) -> list[Message]:
+        return self._run(self.store.append_many(session, messages, tenant=tenant, turn=turn))
+
+    def remove(
+        self, session: str, seq: int | None = None, *, tenant: str | None = None, turn: Turn | None = None
+    ) -> Message | None:
+        return self._run(self.store.remove(session, seq, tenant=tenant, turn=turn))
+
+    def pop(self, session: str, *, tenant: str | None = None, turn: Turn | None = None) -> Message | None:
+        return self._run(self.store.pop(session, tenant=tenant, turn=turn))
+
+    def recent(self, session: str, limit: int | None = None, *, tenant: str | None = None) -> list[Message]:
+        return self._run(self.store.recent(session, limit, tenant=tenant))
 
     def history(self, session: str, *, tenant: str | None = None) -> list[Message]:
         return self._run(self.store.history(session, tenant=tenant))

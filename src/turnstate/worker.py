@@ -67,10 +67,12 @@ async def summarize_session(
 ) -> None:
     """One summary step: facts from the messages past the watermark, then the summary, by CAS."""
     work = await memory.store.summary_work(session, tenant=tenant, max_messages=MESSAGES_PER_STEP)
-    if work.upto != upto or not work.messages:
+    if work.upto != upto or work.target <= upto:
         return  # another worker already advanced the watermark, or nothing has left the window
-    await remember_facts(memory, tenant, user_id, session, work.messages)
-    summary = await memory.summarizer.summarize(work.summary, work.messages)
+    summary = work.summary or ""  # every message of the step was removed: only the watermark moves
+    if work.messages:
+        await remember_facts(memory, tenant, user_id, session, work.messages)
+        summary = await memory.summarizer.summarize(work.summary, work.messages)
     committed = await memory.store.commit_summary(
         session, summary, expected_upto=upto, new_upto=work.target, tenant=tenant
     )

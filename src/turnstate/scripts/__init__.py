@@ -56,11 +56,23 @@ class Script:
 BEGIN_TURN = Script.load("begin_turn")
 FINISH_TURN = Script.load("finish_turn")
 APPEND = Script.load("append")
+REMOVE = Script.load("remove")
+READ_RECENT = Script.load("read_recent")
 ABORT_TURN = Script.load("abort_turn")
 READ_SESSION = Script.load("read_session")
 SUMMARY_WORK = Script.load("summary_work")
 COMMIT_SUMMARY = Script.load("commit_summary")
-TURN_PROTOCOL = (BEGIN_TURN, FINISH_TURN, APPEND, ABORT_TURN, READ_SESSION, SUMMARY_WORK, COMMIT_SUMMARY)
+TURN_PROTOCOL = (
+    BEGIN_TURN,
+    FINISH_TURN,
+    APPEND,
+    ABORT_TURN,
+    REMOVE,
+    READ_SESSION,
+    READ_RECENT,
+    SUMMARY_WORK,
+    COMMIT_SUMMARY,
+)
 
 
 async def ensure_loaded(client: Redis) -> list[str]:

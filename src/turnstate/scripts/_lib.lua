@@ -52,18 +52,38 @@ local function parse_id(value)
   return tonumber(seq), tonumber(reply)
 end
 
--- The stored message with this seq: hot list and archive are contiguous runs of seq.
-local function find(seq)
-  local last = tonumber(redis.call('HGET', KEYS[2], 'seq'))
+-- Where the message with this seq is: its list and index, or nothing. The hot list and the
+-- archive are contiguous runs of seq (a removed message keeps its slot as a tombstone).
+local function locate(seq)
+  local last = tonumber(redis.call('HGET', KEYS[2], 'seq')) or 0
   local first_hot = last - redis.call('LLEN', KEYS[1]) + 1
+  if seq > last or seq < 1 then
+    return nil
+  end
   if seq >= first_hot then
-    return redis.call('LINDEX', KEYS[1], seq - first_hot)
+    return KEYS[1], seq - first_hot
   end
   local index = redis.call('LLEN', KEYS[3]) - (first_hot - seq)
   if index >= 0 then
-    return redis.call('LINDEX', KEYS[3], index)
+    return KEYS[3], index
+  end
+  return nil
+end
+
+-- The stored message with this seq, or '' when it is no longer held.
+local function find(seq)
+  local key, index = locate(seq)
+  if key then
+    return redis.call('LINDEX', key, index)
   end
   return ''
+end
+
+-- A removed message is replaced by {"seq":N,"ts":T,"tokens":0,"removed":true}: nothing else
+-- ends in `true}` (a content string ends in `"}` and a reply in a number).
+local TOMBSTONE_END = ',"removed":true}'
+local function is_removed(message)
+  return string.sub(message, -#TOMBSTONE_END) == TOMBSTONE_END
 end
 
 -- Release the lease if `fence` holds it (`lease` is meta's lease field, read by the caller),
