@@ -51,8 +51,21 @@ async def test_messages_round_trip_with_roles_and_async_methods(make_sync_store:
     assert await chat_store.adelete_messages(session_id) == [*sent, ChatMessage(role="assistant", content="It rains.")]
     assert chat_store.get_messages(session_id) == []
     assert session_id not in await chat_store.aget_keys()
-    with pytest.raises(NotImplementedError, match="no removal of a single message"):
-        chat_store.delete_last_message(session_id)
+    assert chat_store.delete_last_message(session_id) is None
+
+
+async def test_single_messages_are_deleted_by_position(make_sync_store: Any, session_id: str) -> None:
+    chat_store = TurnstateChatStore(make_sync_store())
+    sent = [ChatMessage(role=MessageRole.USER, content=f"m{n}") for n in range(5)]
+    chat_store.set_messages(session_id, sent)
+    assert chat_store.delete_last_message(session_id) == sent[4]
+    assert await chat_store.adelete_last_message(session_id) == sent[3]
+    assert chat_store.delete_message(session_id, 1) == sent[1]
+    assert await chat_store.adelete_message(session_id, -1) == sent[2]
+    assert chat_store.delete_message(session_id, 5) is None
+    assert chat_store.get_messages(session_id) == [sent[0]]
+    chat_store.add_message(session_id, sent[4])
+    assert chat_store.get_messages(session_id) == [sent[0], sent[4]]
 
 
 def test_history_is_bounded_to_max_messages(make_sync_store: Any, session_id: str) -> None:

@@ -52,10 +52,25 @@ async def test_tool_items_keep_their_order_roles_and_fields(store: Store, sessio
         TOOL_RUN[-1]
     ]
     assert [m.role for m in await store.history(session_id)] == ["user", "assistant", "tool", "assistant"]
-    with pytest.raises(NotImplementedError, match="no removal of the newest message"):
-        await session.pop_item()
     await session.clear_session()
     assert await session.get_items() == []
+    assert await session.pop_item() is None
+
+
+async def test_pop_item_undoes_the_newest_items_and_racing_pops_take_distinct_ones(
+    store: Store, session_id: str
+) -> None:
+    session = TurnstateSession(session_id, store)
+    await session.add_items(TOOL_RUN)
+    assert await session.pop_item() == TOOL_RUN[-1]
+    assert await session.get_items() == TOOL_RUN[:-1]
+    assert await session.get_items(limit=1) == TOOL_RUN[2:3]
+    await session.add_items(TOOL_RUN[-1:])  # the popped item's id (none here) is free again: stored anew
+    assert await session.get_items() == TOOL_RUN
+    other = TurnstateSession(session_id, store)
+    popped = await asyncio.gather(session.pop_item(), other.pop_item(), session.pop_item(), other.pop_item())
+    assert sorted(map(str, popped)) == sorted(map(str, TOOL_RUN))
+    assert await session.pop_item() is None
 
 
 async def test_items_are_bounded_to_max_messages(make_store: Any, session_id: str) -> None:

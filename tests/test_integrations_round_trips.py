@@ -18,6 +18,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from llama_index.core.llms import ChatMessage
 from openai import AsyncOpenAI
 
+from tests.test_integrations_openai_agents import TOOL_RUN
 from turnstate import Store
 from turnstate.integrations.langchain import TurnstateChatMessageHistory
 from turnstate.integrations.llamaindex import TurnstateChatStore
@@ -39,8 +40,13 @@ async def test_an_agents_run_is_one_read_and_one_append_per_item(
     assert await count(redis_url, session_id, run) == ["evalsha"] * 3
     await client.close()
 
+    async def add_a_tool_run() -> None:
+        await session.add_items(TOOL_RUN)
 
-async def test_langchain_and_llamaindex_cost_one_script_per_message(
+    assert await count(redis_url, session_id, add_a_tool_run) == ["evalsha"]  # four items, one script
+
+
+async def test_langchain_and_llamaindex_cost_one_script_per_call(
     make_sync_store: Any, redis_url: str, session_id: str
 ) -> None:
     sync_store = make_sync_store()
@@ -55,5 +61,5 @@ async def test_langchain_and_llamaindex_cost_one_script_per_message(
         await chat_store.async_add_message(session_id, ChatMessage(role="user", content="hi"))
         await asyncio.to_thread(chat_store.get_messages, session_id)
 
-    assert await count(redis_url, session_id, langchain_turn) == ["evalsha"] * 3
+    assert await count(redis_url, session_id, langchain_turn) == ["evalsha"] * 2  # a read, two messages added at once
     assert await count(redis_url, session_id, llamaindex_put_and_get) == ["evalsha"] * 2

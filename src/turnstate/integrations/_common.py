@@ -8,7 +8,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from turnstate.keys import MESSAGE_ID_PATTERN, session_of, sessions_pattern
-from turnstate.store import Store
+from turnstate.store import MAX_BATCH, Store
 from turnstate.sync import SyncStore
 from turnstate.types import Message
 
@@ -22,20 +22,19 @@ def message_id(candidate: object) -> str:
     return uuid.uuid4().hex
 
 
-async def held(store: Store, session: str, tenant: str | None) -> list[Message]:
-    """The session's hot messages, oldest first: at most `max_messages`, as configured.
+async def held(store: Store, session: str, tenant: str | None, limit: int | None = None) -> list[Message]:
+    """The session's newest hot messages (all of them, or `limit`), oldest first, in one request.
 
-    Older messages wait in the archive for the summariser; a framework replaying its history into
-    every prompt should see the bounded list, not everything ever said.
+    At most `max_messages`, as configured: older messages wait in the archive for the summariser,
+    and a framework replaying its history into every prompt should see the bounded list.
     """
-    messages = await store.history(session, tenant=tenant)
-    return messages[-store.settings.max_messages :]
+    return await store.recent(session, limit, tenant=tenant)
 
 
 async def append_all(store: Store, session: str, tenant: str | None, rows: list[tuple[str, str, str]]) -> None:
-    """Append (role, content, message id) rows in order, one fenced, idempotent script each."""
-    for role, content, mid in rows:
-        await store.append(session, role, content, message_id=mid, tenant=tenant)
+    """Append (role, content, message id) rows in order: one script per MAX_BATCH rows, each idempotent."""
+    for start in range(0, len(rows), MAX_BATCH):
+        await store.append_many(session, rows[start : start + MAX_BATCH], tenant=tenant)
 
 
 async def session_ids(store: Store, tenant: str | None) -> list[str]:

@@ -25,10 +25,6 @@ _ROLES = {
     MessageRole.FUNCTION: "tool",
     MessageRole.TOOL: "tool",
 }
-_NO_SINGLE_DELETE = (
-    "turnstate keeps every message a session was given (in order, with its sequence number) until a "
-    "summary covers it, and offers no removal of a single message; use delete_messages for the whole key"
-)
 
 
 class TurnstateChatStore(BaseChatStore):
@@ -76,16 +72,16 @@ class TurnstateChatStore(BaseChatStore):
         return await self._bridge.wait_async(self._delete(key))
 
     def delete_message(self, key: str, idx: int) -> ChatMessage | None:
-        raise NotImplementedError(_NO_SINGLE_DELETE)
+        return self._bridge.wait(self._delete_at(key, idx))
 
     async def adelete_message(self, key: str, idx: int) -> ChatMessage | None:
-        raise NotImplementedError(_NO_SINGLE_DELETE)
+        return await self._bridge.wait_async(self._delete_at(key, idx))
 
     def delete_last_message(self, key: str) -> ChatMessage | None:
-        raise NotImplementedError(_NO_SINGLE_DELETE)
+        return self._bridge.wait(self._pop(key))
 
     async def adelete_last_message(self, key: str) -> ChatMessage | None:
-        raise NotImplementedError(_NO_SINGLE_DELETE)
+        return await self._bridge.wait_async(self._pop(key))
 
     def get_keys(self) -> list[str]:
         return self._bridge.wait(session_ids(self._bridge.store, self.tenant))
@@ -104,6 +100,21 @@ class TurnstateChatStore(BaseChatStore):
     async def _set(self, key: str, messages: list[ChatMessage]) -> None:
         await self._bridge.store.delete(key, tenant=self.tenant)
         await self._add(key, messages)
+
+    async def _delete_at(self, key: str, idx: int) -> ChatMessage | None:
+        """Remove the idx-th message of `get_messages`: found by one read, removed by its seq.
+
+        A message appended in between does not shift the target: seqs never change.
+        """
+        stored = await held(self._bridge.store, key, self.tenant)
+        if not -len(stored) <= idx < len(stored):
+            return None
+        removed = await self._bridge.store.remove(key, stored[idx].seq, tenant=self.tenant)
+        return None if removed is None else ChatMessage.model_validate_json(removed.content)
+
+    async def _pop(self, key: str) -> ChatMessage | None:
+        removed = await self._bridge.store.pop(key, tenant=self.tenant)
+        return None if removed is None else ChatMessage.model_validate_json(removed.content)
 
     async def _delete(self, key: str) -> list[ChatMessage] | None:
         messages = await self._get(key)

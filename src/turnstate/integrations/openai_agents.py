@@ -20,11 +20,6 @@ from agents.memory.session_settings import SessionSettings, resolve_session_limi
 from turnstate.integrations._common import append_all, held, message_id
 from turnstate.store import Store
 
-_NO_POP = (
-    "TurnstateSession.pop_item: turnstate keeps every message a session was given until a summary "
-    "covers it and offers no removal of the newest message; clear_session() removes the whole session"
-)
-
 
 def _role(item: Mapping[str, Any]) -> str:
     """A message keeps its role (developer counts as system); a tool's output is `tool`; other items are the model's."""
@@ -68,15 +63,15 @@ class TurnstateSession:
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         limit = resolve_session_limit(limit, self.session_settings)
+        if limit is not None and limit <= 0:
+            return []
         summary = None
         if self.include_summary and limit is None:
             reads = held(self.store, self.session_id, self.tenant), self.store.info(self.session_id, tenant=self.tenant)
             stored, info = await asyncio.gather(*reads)
             summary = info.summary
         else:
-            stored = await held(self.store, self.session_id, self.tenant)
-        if limit is not None:
-            stored = stored[-limit:] if limit > 0 else []
+            stored = await held(self.store, self.session_id, self.tenant, limit)
         items: list[TResponseInputItem] = [json.loads(m.content) for m in stored]
         if summary:
             items.insert(0, {"role": "system", "content": f"Summary of the earlier conversation: {summary}"})
@@ -87,7 +82,9 @@ class TurnstateSession:
         await append_all(self.store, self.session_id, self.tenant, rows)
 
     async def pop_item(self) -> TResponseInputItem | None:
-        raise NotImplementedError(_NO_POP)
+        """Remove and return the newest item, in one script: of two racing pops, each gets its own item."""
+        popped = await self.store.pop(self.session_id, tenant=self.tenant)
+        return None if popped is None else json.loads(popped.content)
 
     async def clear_session(self) -> None:
         await self.store.delete(self.session_id, tenant=self.tenant)
