@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from limits import parse_many
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -70,6 +71,15 @@ class Settings(BaseSettings):
     api_keys: SecretStr | None = Field(default=None, description='JSON object {"<key>": "<tenant>", ...}')
     api_keys_file: Path | None = Field(default=None, description="lines of '<tenant> <key>'")
     max_request_bytes: int = Field(default=65_536, ge=1_024, description="largest HTTP request body")
+    # Requests per tenant (its API key's, or the default tenant in local mode), counted in Redis so
+    # every replica shares the count; limits' notation, `;` between limits; "none" or empty: off.
+    # The default lets a burst of 200 requests through in any second and 100/s sustained (6000 a
+    # minute): far above a person chatting, enough for an app with ~1000 users chatting at once
+    # under one key, yet a runaway client is held to about a fifth of what one 2-vCPU replica
+    # serves (docs/performance.md), so other tenants are still answered. Raise it per deployment.
+    rate_limit: str | None = Field(
+        default="200/second;6000/minute", description="per tenant, e.g. '200/second;6000/minute'; 'none': off"
+    )
     # Long-term memory: facts in PostgreSQL with pgvector, embedded offline unless told otherwise.
     memory: bool = Field(default=True, description="recall facts into prompts and schedule summaries")
     recall_k: int = Field(default=5, ge=1, le=50, description="facts recalled into a prompt, at most")
@@ -111,6 +121,17 @@ class Settings(BaseSettings):
                 "one: set TURNSTATE_EMBEDDINGS=openai to use that endpoint"
             )
         return self
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str | None) -> str | None:
+        """A typo in the limit must fail at start-up, not be found by the first request."""
+        if value is not None and value.strip().lower() not in ("", "none"):
+            try:
+                parse_many(value)
+            except ValueError as exc:
+                raise ValueError(f"rate limit {value!r} is not like '200/second;6000/minute': {exc}") from None
+        return value
 
     @field_validator(
         "openai_api_key", "openai_base_url", "database_url", "embedding_base_url", "embedding_api_key", mode="before"

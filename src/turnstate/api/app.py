@@ -14,6 +14,7 @@ from turnstate.api.auth import Tenancy
 from turnstate.api.deps import Service
 from turnstate.api.limits import BodyLimit
 from turnstate.api.metrics import Metrics
+from turnstate.api.ratelimit import RateLimiter
 from turnstate.config import Settings
 from turnstate.runtime import open_runtime
 
@@ -31,12 +32,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             runtime = await open_runtime(settings, stack)
             chat, memory = runtime.chat, runtime.memory
             metrics = Metrics(chat)
-            app.state.service = Service(settings, chat, tenancy, metrics, memory)
+            limiter = RateLimiter.for_store(chat.store, settings.rate_limit)
+            if limiter is not None:
+                stack.push_async_callback(limiter.aclose)
+            app.state.service = Service(settings, chat, tenancy, metrics, memory, limiter)
             mode = "local mode (no API key needed)" if tenancy.local else "API keys required"
             facts = memory.facts.address if memory else "off"
+            limit = settings.rate_limit if limiter else "off"
             log.info(
-                "turnstate serving: store %s, model %s, memory %s, %s", chat.store.address, chat.model.name, facts, mode
-            )
+                "turnstate serving: store %s, model %s, memory %s, %s, rate limit %s",
+                chat.store.address, chat.model.name, facts, mode, limit,
+            )  # fmt: skip
             yield
 
     app = FastAPI(

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from turnstate.api.auth import Tenancy
 from turnstate.api.metrics import Metrics
+from turnstate.api.ratelimit import RateLimiter
 from turnstate.chat import Chat
 from turnstate.config import Settings
 from turnstate.worker import Memory
@@ -23,6 +24,7 @@ class Service:
     tenancy: Tenancy
     metrics: Metrics
     memory: Memory | None = None  # long-term memory, unless turned off
+    limiter: RateLimiter | None = None  # requests per tenant, unless turned off
 
 
 def service(request: Request) -> Service:
@@ -30,8 +32,12 @@ def service(request: Request) -> Service:
     return svc
 
 
-def tenant(request: Request, svc: Annotated[Service, Depends(service)]) -> str:
-    return svc.tenancy.tenant_for(request)
+async def tenant(request: Request, svc: Annotated[Service, Depends(service)]) -> str:
+    """The caller's tenant, from its API key; each request is counted against the tenant's rate limit."""
+    found = svc.tenancy.tenant_for(request)
+    if svc.limiter is not None:
+        await svc.limiter.hit(found)
+    return found
 
 
 ServiceDep = Annotated[Service, Depends(service)]

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 
 from turnstate.api.auth import Unauthorized
 from turnstate.api.metrics import Metrics
+from turnstate.api.ratelimit import RateLimited
 from turnstate.errors import (
     InvalidInput,
     ModelError,
@@ -75,6 +76,8 @@ def describe(exc: BaseException) -> Problem:
     """The problem an error raised while serving a request stands for."""
     if isinstance(exc, Unauthorized):
         return Problem(401, "Unauthorized", str(exc))
+    if isinstance(exc, RateLimited):
+        return Problem(429, "Too many requests", str(exc), exc.retry_after, {"kind": "rate_limit_exceeded"})
     if isinstance(exc, InvalidInput):
         return Problem(422, "Invalid input", str(exc))
     if isinstance(exc, SessionBusy):

@@ -341,8 +341,9 @@ async def run_service_bench(
     async with AsyncExitStack() as stack:  # unwinds in reverse: sessions, client, store, service, server
         live_url = stack.enter_context(bench_server(url))
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="turnstate-svcbench-"))
+        # No rate limit: the bench measures capacity.
         env = {"TURNSTATE_REDIS_URL": live_url, "TURNSTATE_KEY_PREFIX": prefix, "TURNSTATE_AUTH": "local",
-               "TURNSTATE_MEMORY": "false", "TURNSTATE_DATA_DIR": tmp}  # fmt: skip
+               "TURNSTATE_MEMORY": "false", "TURNSTATE_DATA_DIR": tmp, "TURNSTATE_RATE_LIMIT": "none"}  # fmt: skip
         service = await asyncio.to_thread(ServiceProcess, Path(tmp), clean=False, **env)
         stack.push_async_callback(asyncio.to_thread, service.stop)
         store = await stack.enter_async_context(
