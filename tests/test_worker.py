@@ -220,3 +220,16 @@ async def test_resuming_an_older_session_does_not_restore_a_replaced_fact(
     await run_worker(memory_settings, until_finished=True)
     [city] = [f for f in await memory.facts.list_facts(memory_settings.tenant, "ada") if f.key == "user.location"]
     assert "Porto" in city.text
+
+
+async def test_a_step_that_the_last_reply_makes_due_is_scheduled(memory: Memory, memory_settings: Settings) -> None:
+    # A window of 4 and a step every 2: the third reply is the second message outside the window.
+    # begin_turn never sees that step due; if nothing scheduled it, a session that goes quiet then
+    # would keep those messages unsummarised for good.
+    async with memory_docket(memory_settings, memory.store) as docket:
+        chat = Chat(memory.store, memory.model, system_prompt="test", schedule_summary=SummaryScheduler(docket))
+        results = [await chat.turn("quiet", f"line {n}", message_id=f"m{n}", user_id="ada") for n in range(3)]
+        await chat.drain()
+    assert not any(r.turn.summary_due for r in results)
+    await run_worker(memory_settings, until_finished=True)
+    assert (await memory.store.info("quiet")).summary_upto == 2

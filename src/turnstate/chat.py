@@ -204,9 +204,18 @@ class Chat:
             state_seconds = begun.state_seconds + time.perf_counter() - started
         finally:
             self._in_flight -= 1
-        if turn.summary_due and self.schedule_summary is not None:
+        if self.schedule_summary is not None and self._summary_due(turn, reply):
             self.spawn(self.schedule_summary(turn, begun.user_id))
         return ChatResult(turn, reply, state_seconds, model_seconds, begun.facts)
+
+    def _summary_due(self, turn: Turn, reply: Message) -> bool:
+        """Due at begin_turn, or once the reply was stored: the reply pushes one more message out of the window.
+
+        begin_turn's flag alone misses the step the reply makes due, and if the session then goes
+        quiet no later turn notices it: its last messages outside the window are never summarised.
+        """
+        s = self.store.settings
+        return turn.summary_due or reply.seq - s.window_messages - turn.summary_upto >= s.summary_every
 
     async def _abort(self, turn: Turn) -> None:
         try:
