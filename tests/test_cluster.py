@@ -17,14 +17,6 @@ from turnstate.keys import SessionKeys, session_keys
 
 RACERS = 16
 
-# Sixteen queued turns of one session through redis-py's asyncio RedisCluster (8.1.0) fail in about
-# one run in five: a waiter's BLPOP wake-up is lost (SessionBusy after queue_wait_seconds) or a new
-# connection is closed by the server during its handshake. The same race through a plain client
-# on the slot's own node passed 40 runs of 40, so the client is suspected, not the scripts.
-CLUSTER_CLIENT_RACE = pytest.mark.xfail(
-    strict=False, reason="redis-py asyncio RedisCluster loses BLPOP wake-ups under concurrent queued turns"
-)
-
 
 @pytest.fixture
 async def nodes(valkey_cluster: Any) -> AsyncIterator[dict[int, aioredis.Redis]]:
@@ -64,7 +56,6 @@ async def test_a_conversation_on_the_cluster(make_cluster_store: Any, session_id
     assert await store.history(session_id) == []
 
 
-@CLUSTER_CLIENT_RACE
 async def test_queue_loses_nothing_under_16_concurrent_turns_on_the_cluster(
     make_cluster_store: Any, session_id: str
 ) -> None:
@@ -145,7 +136,6 @@ async def migrate_slot(nodes: dict[int, aioredis.Redis], slot: int, source_port:
         await c.cluster("SETSLOT", slot, "NODE", target_id)
 
 
-@CLUSTER_CLIENT_RACE
 async def test_turns_carry_on_while_their_slot_moves_to_another_master(
     make_cluster_store: Any, nodes: dict[int, aioredis.Redis], session_id: str
 ) -> None:

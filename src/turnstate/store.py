@@ -11,10 +11,12 @@ import functools
 import time
 import uuid
 from collections.abc import Generator, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, suppress
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import AskError
 
 from turnstate import codec, scripts
 from turnstate.config import Settings
@@ -64,6 +66,7 @@ class Store:
         self.address = address
         self.round_trips = 0  # requests sent to the server, for metrics
         self._embedded = embedded
+        self._node_clients: dict[str, aioredis.Redis] = {}  # cluster only: where queued turns wait
         self._packed: tuple[Settings | None, str] = (None, "")
 
     # -- turns -------------------------------------------------------------------------------
@@ -104,8 +107,7 @@ class Store:
                 raise SessionBusy(f"session {session!r} is busy with another turn", retry_after=wait, waited=waited)
             # Releasing a lease leaves a token on `wake`; an expired lease ends the wait too.
             timeout = max(MIN_WAIT_SECONDS, min(wait, remaining))
-            async with self._request():
-                await self.client.blpop([keys.wake], timeout=timeout)
+            await self._wait_for_wake(keys.wake, timeout)
         status, seq, fence, summary, summary_upto, due, raw_reply, *window = reply
         answered = status == b"answered"
         if answered and not raw_reply:
@@ -317,6 +319,8 @@ class Store:
     async def aclose(self) -> None:
         """Close the connection pool, and stop the embedded server if this store started it."""
         await self.client.aclose()
+        for node_client in self._node_clients.values():
+            await node_client.aclose()
         if self._embedded is not None:
             self._embedded.stop()
 
@@ -361,6 +365,34 @@ class Store:
             )
             self._packed = (s, packed)
         return self._packed[1]
+
+    async def _wait_for_wake(self, wake: str, seconds: float) -> None:
+        """Block until a releasing turn leaves a token on `wake`, or for `seconds` at most.
+
+        On a cluster the wait runs on a plain client of the slot's node: after any connection
+        error, redis-py's cluster client drops every connection of the node, and with them the
+        wake-ups of the turns blocked on those connections. If the slot moves meanwhile, the node
+        answers MOVED and the caller just tries again, through the cluster client that follows it.
+        """
+        client = self.client if not isinstance(self.client, RedisCluster) else self._node_client(wake)
+        # MOVED (an AskError) or ASK: the slot is on its way to another node
+        async with self._request():
+            with suppress(AskError):
+                await client.blpop([wake], timeout=seconds)
+
+    def _node_client(self, key: str) -> aioredis.Redis:
+        """A plain client on the cluster node serving `key`'s slot, made once per node."""
+        node = cast(RedisCluster, self.client).get_node_from_key(key)
+        assert node is not None  # only a replica lookup answers None
+        client = self._node_clients.get(node.name)
+        if client is None:
+            pool = aioredis.ConnectionPool(
+                connection_class=node.connection_class,
+                max_connections=self.settings.max_connections,
+                **node.connection_kwargs,
+            )
+            client = self._node_clients[node.name] = aioredis.Redis.from_pool(pool)  # closes the pool with it
+        return client
 
     def _request(self) -> AbstractAsyncContextManager[None]:
         self.round_trips += 1
