@@ -9,12 +9,13 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from turnstate.api.deps import ServiceDep, TenantDep
-from turnstate.api.problems import problem
+from turnstate.api.problems import problem, problem_responses
+from turnstate.api.schemas import SessionQuery, UserId
 from turnstate.keys import validate_id
 from turnstate.memory.facts import Fact
 from turnstate.worker import Memory
 
-router = APIRouter(prefix="/v1/users", tags=["memory"])
+router = APIRouter(prefix="/v1/users", tags=["memory"], responses=problem_responses(401, 404, 422, 429, 503))
 
 
 class FactOut(BaseModel):
@@ -51,10 +52,10 @@ def memory_of(svc: ServiceDep) -> Memory | Response:
 
 @router.get("/{user_id}/facts", response_model=FactsOut, summary="The user's facts (current ones by default)")
 async def list_facts(
-    user_id: str,
+    user_id: UserId,
     svc: ServiceDep,
     tenant: TenantDep,
-    session_id: str | None = None,
+    session_id: SessionQuery = None,
     include_superseded: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> FactsOut | Response:
@@ -70,7 +71,7 @@ async def list_facts(
 
 @router.get("/{user_id}/facts/search", response_model=FactsOut, summary="The user's facts closest to a text")
 async def search_facts(
-    user_id: str,
+    user_id: UserId,
     svc: ServiceDep,
     tenant: TenantDep,
     q: Annotated[str, Query(min_length=1, max_length=2000)],
@@ -85,7 +86,7 @@ async def search_facts(
 
 
 @router.delete("/{user_id}/facts/{fact_id}", status_code=204, summary="Forget one fact")
-async def delete_fact(user_id: str, fact_id: int, svc: ServiceDep, tenant: TenantDep) -> Response:
+async def delete_fact(user_id: UserId, fact_id: int, svc: ServiceDep, tenant: TenantDep) -> Response:
     memory = memory_of(svc)
     if isinstance(memory, Response):
         return memory
@@ -95,7 +96,7 @@ async def delete_fact(user_id: str, fact_id: int, svc: ServiceDep, tenant: Tenan
 
 
 @router.delete("/{user_id}/facts", response_model=None, summary="Forget everything about a user")
-async def delete_user_facts(user_id: str, svc: ServiceDep, tenant: TenantDep) -> dict[str, int] | Response:
+async def delete_user_facts(user_id: UserId, svc: ServiceDep, tenant: TenantDep) -> dict[str, int] | Response:
     memory = memory_of(svc)
     if isinstance(memory, Response):
         return memory

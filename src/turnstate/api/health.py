@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
 
 from turnstate import scripts
 from turnstate.api.deps import ServiceDep
-from turnstate.api.problems import problem
+from turnstate.api.problems import problem, problem_responses
 from turnstate.connection import unavailable_as
 from turnstate.errors import TurnstateError
 
@@ -18,7 +19,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=None, summary="The state store answers and has the turn scripts loaded")
+@router.get(
+    "/readyz",
+    response_model=None,
+    responses=problem_responses(503),
+    summary="The state store answers and has the turn scripts loaded",
+)
 async def readyz(svc: ServiceDep) -> Response | dict[str, object]:
     store = svc.chat.store
     try:
@@ -29,6 +35,6 @@ async def readyz(svc: ServiceDep) -> Response | dict[str, object]:
     return {"status": "ready", "store": store.address, "scripts": loaded, "model": svc.chat.model.name}
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
 async def metrics(svc: ServiceDep) -> Response:
     return Response(svc.metrics.render(), media_type="text/plain; version=0.0.4")

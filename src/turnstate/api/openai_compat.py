@@ -12,18 +12,22 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 
 from turnstate.api.deps import ServiceDep, TenantDep
-from turnstate.api.problems import Problem, describe, error_kind
-from turnstate.api.schemas import ChatCompletionRequest
+from turnstate.api.problems import Problem, describe, error_kind, problem_responses
+from turnstate.api.schemas import ChatCompletionRequest, MessageIdHeader, SessionHeader, UserHeader
 from turnstate.chat import ChatResult, TurnStream
 from turnstate.errors import InvalidInput
 
-router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["openai-compatible"],
+    responses=problem_responses(400, 401, 409, 413, 422, 429, 502, 503, 504, openai_style=True),
+)
 
 
 def user_text(request: ChatCompletionRequest) -> str:
@@ -86,15 +90,19 @@ async def completion_chunks(svc: ServiceDep, stream: TurnStream, model: str) -> 
     yield "data: [DONE]\n\n"
 
 
-@router.post("/chat/completions", summary="OpenAI-compatible chat completion with server-side memory")
+@router.post(
+    "/chat/completions",
+    responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}},
+    summary="OpenAI-compatible chat completion with server-side memory",
+)
 async def chat_completions(
     body: ChatCompletionRequest,
     svc: ServiceDep,
     tenant: TenantDep,
-    x_session_id: Annotated[str | None, Header()] = None,
-    idempotency_key: Annotated[str | None, Header()] = None,
-    x_message_id: Annotated[str | None, Header()] = None,
-    x_user_id: Annotated[str | None, Header()] = None,
+    x_session_id: SessionHeader = None,
+    idempotency_key: MessageIdHeader = None,
+    x_message_id: MessageIdHeader = None,
+    x_user_id: UserHeader = None,
 ) -> Response:
     session = x_session_id or body.user
     if not session:

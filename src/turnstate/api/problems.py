@@ -17,11 +17,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
 from turnstate.api.auth import Unauthorized
 from turnstate.api.metrics import Metrics
 from turnstate.api.ratelimit import RateLimited
+from turnstate.api.schemas import ID, MESSAGE_ID, NOT_BLANK
 from turnstate.errors import (
     InvalidInput,
     ModelError,
@@ -30,6 +32,7 @@ from turnstate.errors import (
     StaleTurn,
     TurnstateError,
 )
+from turnstate.keys import ID_RULE, MESSAGE_ID_RULE
 
 log = logging.getLogger("turnstate.api")
 
@@ -59,6 +62,46 @@ class Problem:
             return JSONResponse(self.openai_body(), status_code=self.status, headers=headers)
         media = "application/problem+json"
         return JSONResponse(self.body(), status_code=self.status, headers=headers, media_type=media)
+
+
+class ProblemDoc(BaseModel):
+    """The body of every error (documentation: answers are built by `Problem`)."""
+
+    model_config = ConfigDict(title="Problem", extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+
+
+class OpenAIErrorDoc(BaseModel):
+    """An error on the OpenAI-compatible endpoint, in OpenAI's shape (documentation only)."""
+
+    model_config = ConfigDict(title="OpenAIError")
+
+    error: dict[str, str | int]
+
+
+WHEN = {
+    400: "no session named (X-Session-Id or `user`)",
+    401: "no API key, or an unknown one",
+    404: "no such session, fact or user memory (or memory is off)",
+    409: "the session is busy (policy `reject`), or the turn went stale",
+    413: "the body is over `max_request_bytes`",
+    422: "the request does not match the schema, or an id or message is invalid; nothing was stored",
+    429: "the tenant is over its rate limit, or the model is rate limited (`Retry-After`)",
+    502: "the model failed",
+    503: "the state store is unreachable, or a queued turn waited too long (`Retry-After`)",
+    504: "the model timed out",
+}
+
+
+def problem_responses(*statuses: int, openai_style: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, so clients (and schemathesis) know every answer."""
+    media, doc = ("application/json", OpenAIErrorDoc) if openai_style else ("application/problem+json", ProblemDoc)
+    content = {media: {"schema": doc.model_json_schema()}}
+    return {status: {"description": WHEN[status], "content": content} for status in statuses}
 
 
 def problem(status: int, title: str, detail: str, *, retry_after: float | None = None, **extra: Any) -> JSONResponse:
@@ -95,6 +138,19 @@ def describe(exc: BaseException) -> Problem:
     return Problem(500, "Internal error", "an unexpected error occurred; it has been logged")
 
 
+RULES = {ID: f"must be {ID_RULE}", MESSAGE_ID: f"must be {MESSAGE_ID_RULE}", NOT_BLANK: "it is empty"}
+
+
+def explain(error: Any) -> str:
+    """A validation error in words: an id or message refused by its pattern says the rule, not the regex."""
+    pattern = (error.get("ctx") or {}).get("pattern")
+    if error.get("type") == "string_pattern_mismatch" and pattern in RULES:
+        loc = error.get("loc") or ("value",)
+        name = str(loc[-1]).replace("_", " ")
+        return f"invalid {name} {str(error.get('input'))[:40]!r}: {RULES[pattern]}"
+    return str(error.get("msg", ""))
+
+
 def install(app: FastAPI, metrics: Callable[[], Metrics]) -> None:
     """Answer every error with problem details (OpenAI's shape on its endpoint), counting it by kind."""
 
@@ -107,13 +163,16 @@ def install(app: FastAPI, metrics: Callable[[], Metrics]) -> None:
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+            # FastAPI's 400 for a body json.loads cannot read (invalid UTF-8, nesting too deep): it
+            # is malformed JSON, which is 422 like any other.
+            detail = f"the body is not valid JSON: {type(exc.__cause__).__name__}"
+            return respond(request, Problem(422, "Invalid request", detail))
         return respond(request, Problem(exc.status_code, "HTTP error", str(exc.detail)))
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        errors = [
-            {"loc": ".".join(str(p) for p in e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in exc.errors()
-        ]
+        errors = [{"loc": ".".join(str(p) for p in e.get("loc", ())), "msg": explain(e)} for e in exc.errors()]
         detail = "the request does not match the schema: " + "; ".join(f"{e['loc']}: {e['msg']}" for e in errors)
         return respond(request, Problem(422, "Invalid request", detail, extra={"errors": errors}))
 

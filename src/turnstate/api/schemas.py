@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Header, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from turnstate.keys import ID_PATTERN, ID_RULE, MESSAGE_ID_PATTERN, MESSAGE_ID_RULE
 from turnstate.types import Message, SessionInfo
+
+# The id rules of turnstate.keys, anchored as OpenAPI wants them, so the document tells clients
+# what the store would refuse anyway (and the refusal is a schema 422 before any work is done).
+ID = f"^{ID_PATTERN.pattern}$"
+MESSAGE_ID = f"^{MESSAGE_ID_PATTERN.pattern}$"
+# A message needs one character that Python's str.isspace() does not count (the store's "empty").
+NOT_BLANK = r"[^\t-\r\x1c- \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+SessionId = Annotated[str, Path(pattern=ID, description=f"session id: {ID_RULE}")]
+UserId = Annotated[str, Path(pattern=ID, description=f"user id: {ID_RULE}")]
+SessionQuery = Annotated[str | None, Query(pattern=ID, description=f"session id: {ID_RULE}")]
+SessionHeader = Annotated[str | None, Header(pattern=ID, description=f"the session: {ID_RULE}")]
+MessageIdHeader = Annotated[str | None, Header(pattern=MESSAGE_ID, description=f"message id: {MESSAGE_ID_RULE}")]
+UserHeader = Annotated[str | None, Header(pattern=ID, description=f"whose memory: {ID_RULE}; default: the session")]
 
 
 class TurnRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    message: str = Field(description="the user's message")
-    message_id: str | None = Field(default=None, description="client id: a retry with it never appends twice")
+    message: str = Field(
+        pattern=NOT_BLANK, description="the user's message: not blank, at most max_content_bytes (32768) UTF-8 bytes"
+    )
+    message_id: str | None = Field(
+        default=None, pattern=MESSAGE_ID, description=f"a retry with it never appends twice: {MESSAGE_ID_RULE}"
+    )
     stream: bool = Field(default=False, description="answer as server-sent events")
-    user_id: str | None = Field(default=None, description="whose long-term memory this turn uses; default: the session")
+    user_id: str | None = Field(
+        default=None, pattern=ID, description=f"whose long-term memory this turn uses; default: the session; {ID_RULE}"
+    )
 
 
 class MessageOut(BaseModel):
@@ -94,4 +116,6 @@ class ChatCompletionRequest(BaseModel):
     model: str | None = None
     messages: list[ChatCompletionMessage] = Field(min_length=1)
     stream: bool = False
-    user: str | None = Field(default=None, description="names the session unless X-Session-Id does")
+    user: str | None = Field(
+        default=None, pattern=ID, description=f"names the session unless X-Session-Id does: {ID_RULE}"
+    )

@@ -10,11 +10,19 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from turnstate.api.deps import ServiceDep, TenantDep
-from turnstate.api.problems import describe, error_kind, problem
-from turnstate.api.schemas import MessageOut, MessagesPage, SessionOut, TurnContext, TurnRequest, TurnResponse
+from turnstate.api.problems import describe, error_kind, problem, problem_responses
+from turnstate.api.schemas import (
+    MessageOut,
+    MessagesPage,
+    SessionId,
+    SessionOut,
+    TurnContext,
+    TurnRequest,
+    TurnResponse,
+)
 from turnstate.chat import ChatResult, TurnStream
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"], responses=problem_responses(401, 422, 429, 503))
 
 
 def turn_response(session_id: str, result: ChatResult) -> TurnResponse:
@@ -58,11 +66,11 @@ async def turn_events(svc: ServiceDep, session_id: str, stream: TurnStream) -> A
 @router.post(
     "/{session_id}/turns",
     response_model=TurnResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **problem_responses(409, 413, 502, 504)},
     summary="Send a user message and get the reply",
 )
 async def post_turn(
-    session_id: str,
+    session_id: SessionId,
     body: TurnRequest,
     svc: ServiceDep,
     tenant: TenantDep,
@@ -86,7 +94,7 @@ async def post_turn(
 
 @router.get("/{session_id}/messages", response_model=MessagesPage, summary="Stored messages, oldest first")
 async def get_messages(
-    session_id: str,
+    session_id: SessionId,
     svc: ServiceDep,
     tenant: TenantDep,
     after_seq: Annotated[int, Query(ge=0)] = 0,
@@ -100,16 +108,20 @@ async def get_messages(
     )
 
 
-@router.get("/{session_id}", response_model=SessionOut, summary="Summary, counts and TTL of a session")
-async def get_session(session_id: str, svc: ServiceDep, tenant: TenantDep) -> SessionOut | Response:
+@router.get(
+    "/{session_id}", response_model=SessionOut, responses=problem_responses(404), summary="Summary, counts and TTL"
+)
+async def get_session(session_id: SessionId, svc: ServiceDep, tenant: TenantDep) -> SessionOut | Response:
     info = await svc.chat.store.info(session_id, tenant=tenant)
     if info.ttl_seconds is None:
         return not_found(session_id)
     return SessionOut.of(info)
 
 
-@router.delete("/{session_id}", status_code=204, summary="Delete a session and everything it holds")
-async def delete_session(session_id: str, svc: ServiceDep, tenant: TenantDep) -> Response:
+@router.delete(
+    "/{session_id}", status_code=204, responses=problem_responses(404), summary="Delete a session and all it holds"
+)
+async def delete_session(session_id: SessionId, svc: ServiceDep, tenant: TenantDep) -> Response:
     if not await svc.chat.store.delete(session_id, tenant=tenant):
         return not_found(session_id)
     return Response(status_code=204)
