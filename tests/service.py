@@ -21,5 +21,7 @@ class ServiceProcess(_ServiceProcess):
             "TURNSTATE_API_KEYS": json.dumps(KEYS),
             "TURNSTATE_DATA_DIR": str(log_dir),
             "TURNSTATE_MEMORY": "false",
+            # test_api_ratelimit.py tests the limit; here it would only make a fast test's pace matter
+            "TURNSTATE_RATE_LIMIT": "none",
         }
         super().__init__(log_dir, **{**settings, **env})

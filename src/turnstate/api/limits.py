@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from turnstate.api.problems import OPENAI_PATHS, Problem
 
 
 class BodyLimit:
-    """ASGI middleware: answer 413 (problem details) to a body over `max_bytes`."""
+    """ASGI middleware: answer 413 (problem details; OpenAI's shape on its endpoint) to a body over `max_bytes`."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -20,7 +20,7 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+            await self._refuse(scope, receive, send)
             return
         seen = 0
         refused = False
@@ -35,7 +35,7 @@ class BodyLimit:
                 if seen > self.max_bytes:
                     # Answer now; to the app, the client has gone away.
                     refused = True
-                    await self._refuse(send)
+                    await self._refuse(scope, receive, send)
                     return {"type": "http.disconnect"}
             return message
 
@@ -45,15 +45,7 @@ class BodyLimit:
 
         await self.app(scope, counting_receive, guarded_send)
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "type": "about:blank",
-                "title": "Request body too large",
-                "status": 413,
-                "detail": f"the limit is {self.max_bytes} bytes",
-            }
-        ).encode()
-        headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = f"the limit is {self.max_bytes} bytes"
+        openai_style = scope["path"].startswith(OPENAI_PATHS)
+        await Problem(413, "Request body too large", detail).response(openai_style=openai_style)(scope, receive, send)
