@@ -71,10 +71,13 @@ def _pid_alive(pid: int) -> bool:
 class EmbeddedValkey:
     """A Valkey server private to this machine user, with its data in `data_dir`."""
 
-    def __init__(self, data_dir: Path, *, persistent: bool = True, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, data_dir: Path, *, persistent: bool = True, extra_args: Sequence[str] = (), port: int | None = None
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.persistent = persistent
         self.extra_args = tuple(extra_args)  # more server options (a cluster node's, for one)
+        self.requested_port = port  # None: a free one; a port: a restart where clients expect it
         self.port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._lock: IO[str] | None = None
@@ -133,7 +136,7 @@ class EmbeddedValkey:
                     time.sleep(0.05)
 
     def _launch(self) -> None:
-        port = free_port()
+        port = self.requested_port or free_port()
         persistence = (
             ["--appendonly", "yes", "--appendfsync", "everysec"] if self.persistent else ["--appendonly", "no"]
         )
@@ -160,6 +163,13 @@ class EmbeddedValkey:
             time.sleep(0.02)
         self.port = port
         self._state_file().write_text(json.dumps({"port": port, "pid": self._process.pid}))
+
+    def kill(self) -> None:
+        """End the server with SIGKILL, as a crash would (nothing more is written), then let go of it."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self.stop()
 
     def stop(self) -> None:
         """Stop the server if this process started it (it writes its data first)."""

@@ -4,6 +4,7 @@
 -- Returns {'busy', wait ms} or
 --   {status, seq, fence, summary, summary upto, due, reply, window...}
 --   status: 'new' | 'resumed' (id stored before, unanswered) | 'answered' (reply is set)
+-- A retry by the turn that holds the lease (its reply was lost) gets that lease back: same fence.
 
 local lease_ms, max_messages, window_messages, window_tokens, ttl_ms, summary_every = settings(ARGV[4])
 local now = now_ms()
@@ -12,8 +13,8 @@ local prior = redis.call('HGET', KEYS[4], ARGV[2])
 if prior then
   seq, reply_seq = parse_id(prior)
 end
-local last, last_fence, lease, lease_until, summary, summary_upto, summary_tokens =
-  meta('seq', 'fence', 'lease', 'lease_until', 'summary', 'summary_upto', 'summary_tokens')
+local last, last_fence, lease, lease_until, lease_id, summary, summary_upto, summary_tokens =
+  meta('seq', 'fence', 'lease', 'lease_until', 'lease_id', 'summary', 'summary_upto', 'summary_tokens')
 last = tonumber(last) or 0
 
 local status, fence, reply = 'answered', 0, ''
@@ -22,11 +23,18 @@ if reply_seq then
 else
   local changed = {}
   if ARGV[3] ~= 'interleave' then
-    if lease and tonumber(lease_until) > now then
+    local held = lease and tonumber(lease_until) > now
+    if held and seq and lease_id == ARGV[2] then
+      -- This turn holds the lease already: its caller lost the reply (a dropped connection) and
+      -- asks again. It gets the same fence rather than waiting for its own lease to expire.
+      fence = tonumber(lease)
+      changed = {'lease_until', now + lease_ms}
+    elseif held then
       return {'busy', tonumber(lease_until) - now}
+    else
+      fence = (tonumber(last_fence) or 0) + 1
+      changed = {'fence', fence, 'lease', fence, 'lease_until', now + lease_ms, 'lease_id', ARGV[2]}
     end
-    fence = (tonumber(last_fence) or 0) + 1
-    changed = {'fence', fence, 'lease', fence, 'lease_until', now + lease_ms}
   end
   if seq then
     status = 'resumed'
