@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve demo test lint typecheck check bench bench-short clean
+.PHONY: install serve demo test test-cluster lint typecheck check bench bench-short clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ demo: install  ## a scripted conversation on an embedded Valkey: window, archive
 
 test: install  ## the test suite (embedded Valkey; TURNSTATE_TEST_REDIS_URL=... for another server)
 	$(BIN)/pytest
+
+# The core's tests (turn protocol, edits, races, summaries, sync facade, adapters) on a cluster.
+CORE_TESTS := tests/test_store.py tests/test_store_edits.py tests/test_concurrency.py tests/test_summaries.py \
+	tests/test_sync.py tests/test_validation.py tests/test_integrations_openai_agents.py \
+	tests/test_integrations_langchain.py tests/test_integrations_llamaindex.py
+
+test-cluster: install  ## the core's tests again on a local 3-master Redis Cluster of embedded Valkeys
+	TURNSTATE_TEST_REDIS_URL=cluster $(BIN)/pytest $(CORE_TESTS)
 
 lint: install
 	$(BIN)/ruff check src tests

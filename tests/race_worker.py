@@ -7,12 +7,12 @@ import sys
 
 from tests.helpers import one_turn
 from turnstate import Settings, Store
-from turnstate.connection import make_client
+from turnstate.connection import make_any_client
 
 
 async def main(url: str, prefix: str, session: str, first: int, count: int) -> None:
     settings = Settings(key_prefix=prefix, queue_wait_seconds=60)
-    async with Store(make_client(url, connect_timeout=5), settings) as store:
+    async with Store(make_any_client(url, connect_timeout=5), settings) as store:
         await asyncio.gather(*(one_turn(store, session, n) for n in range(first, first + count)))
 
 

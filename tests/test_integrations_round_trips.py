@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_round_trips import count
+from tests.test_round_trips import count, one_server  # noqa: F401 - the autouse fixture
 
 pytest.importorskip("agents")
 pytest.importorskip("langchain_core")
