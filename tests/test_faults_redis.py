@@ -18,9 +18,10 @@ import redis.asyncio as aioredis
 
 from tests.fault_proxy import LosingProxy
 from tests.faults import CrashableValkey, Fault, Tally, careful_turn, check_history
-from turnstate import Store
+from turnstate import Store, Turn
 from turnstate.connection import RETRIES, make_client, redacted
 from turnstate.errors import ServerUnavailable
+from turnstate.store import open_store
 
 SESSIONS = 6
 CALLERS = 2  # per session: one turn runs, the other waits in the queue
@@ -220,8 +221,8 @@ async def test_a_script_whose_reply_was_lost_is_retried_safely(
                         await once()
                 await once()  # redis-py's own retry, or the caller's
                 if step == "begin_turn":
-                    turn = await once()  # and once more, as a client retrying its request would
-                    assert turn.resumed  # type: ignore[attr-defined]
+                    again = await once()  # and once more, as a client retrying its request would
+                    assert isinstance(again, Turn) and again.resumed
                 ids = [m.id for m in await store.history("s")]
             finally:
                 await store.aclose()
@@ -260,3 +261,23 @@ async def test_flushed_scripts_are_loaded_again_between_and_during_turns(
     assert len(tally.acked) == 2 * SESSIONS * TURNS
     assert (lost, duplicated) == (0, 0)
     assert not tally.errors
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+async def test_open_store_takes_its_retries_from_the_settings(tmp_path: Path, make_settings: Any, retries: int) -> None:
+    server = CrashableValkey(tmp_path / "valkey", persistent=False)
+    try:
+        async with LosingProxy(server.server.port or 0) as proxy:
+            store = await open_store(proxy.url, settings=make_settings(redis_retries=retries))
+            try:
+                proxy.lose_reply_to(b"PING")
+                if retries:
+                    assert await store.ping()
+                else:
+                    with pytest.raises(ServerUnavailable):
+                        await store.ping()
+            finally:
+                await store.aclose()
+    finally:
+        server.stop()
+    assert proxy.lost == 1

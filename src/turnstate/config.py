@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     max_content_bytes: int = Field(default=32_768, ge=1)
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     max_connections: int = Field(default=1_000, ge=1, description="connections to the server per process, at most")
+    redis_retries: int = Field(
+        default=5, ge=0, le=20, description="retries of a request whose connection dropped, 0.05 s to 1 s apart"
+    )
     # The chat model: any OpenAI-compatible endpoint; with neither a key nor a URL, the offline model.
     model: str = Field(default="gpt-4o-mini", min_length=1, description="model name sent to the endpoint")
     openai_api_key: SecretStr | None = Field(

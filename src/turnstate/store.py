@@ -418,7 +418,9 @@ async def open_store(
     if url is None:
         embedded = EmbeddedValkey(s.data_dir / "valkey")
         url = embedded.start()
-    client = make_any_client(url, connect_timeout=s.connect_timeout_seconds, max_connections=s.max_connections)
+    client = make_any_client(
+        url, connect_timeout=s.connect_timeout_seconds, max_connections=s.max_connections, retries=s.redis_retries
+    )
     store = Store(client, s, token_counter=token_counter, address=redacted(url), url=url, embedded=embedded)
     try:
         await store.ping()
