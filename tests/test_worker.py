@@ -233,3 +233,23 @@ async def test_a_step_that_the_last_reply_makes_due_is_scheduled(memory: Memory,
     assert not any(r.turn.summary_due for r in results)
     await run_worker(memory_settings, until_finished=True)
     assert (await memory.store.info("quiet")).summary_upto == 2
+
+
+async def test_a_job_naming_an_older_watermark_still_folds_what_has_left_the_window(
+    memory: Memory, memory_settings: Settings
+) -> None:
+    # A turn that began before a commit and finished after it names the watermark it saw at its start.
+    async def turns(first: int, count: int) -> None:
+        for n in range(first, first + count):
+            await memory.store.finish_turn(
+                await memory.store.begin_turn("stale", f"line {n}", message_id=f"m{n}"), "ok"
+            )
+
+    await turns(0, 4)
+    with jobs_use(memory):
+        await summarize_session(memory_settings.tenant, "stale", "ada", 0, memory)
+        first = (await memory.store.info("stale")).summary_upto
+        await turns(4, 4)
+        await summarize_session(memory_settings.tenant, "stale", "ada", 0, memory)
+    info = await memory.store.info("stale")
+    assert 0 < first < info.summary_upto == info.last_seq - memory_settings.window_messages

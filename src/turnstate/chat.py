@@ -28,7 +28,7 @@ from turnstate.memory.recall import Recall
 from turnstate.store import Store
 from turnstate.types import Message, Turn
 
-ScheduleSummary = Callable[[Turn, str], Coroutine[Any, Any, None]]
+ScheduleSummary = Callable[[Turn, str, int], Coroutine[Any, Any, None]]  # turn, user, block (worker.summary_key)
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
@@ -205,7 +205,8 @@ class Chat:
         finally:
             self._in_flight -= 1
         if self.schedule_summary is not None and self._summary_due(turn, reply):
-            self.spawn(self.schedule_summary(turn, begun.user_id))
+            block = reply.seq // self.store.settings.summary_every
+            self.spawn(self.schedule_summary(turn, begun.user_id, block))
         return ChatResult(turn, reply, state_seconds, model_seconds, begun.facts)
 
     def _summary_due(self, turn: Turn, reply: Message) -> bool:

@@ -65,19 +65,27 @@ async def summarize_session(
     memory: Memory = Depends(current_memory),
     retry: ExponentialRetry = ExponentialRetry(attempts=8, minimum_delay=timedelta(seconds=1)),
 ) -> None:
-    """One summary step: facts from the messages past the watermark, then the summary, by CAS."""
-    work = await memory.store.summary_work(session, tenant=tenant, max_messages=MESSAGES_PER_STEP)
-    if work.upto != upto or work.target <= upto:
-        return  # another worker already advanced the watermark, or nothing has left the window
-    summary = work.summary or ""  # every message of the step was removed: only the watermark moves
-    if work.messages:
-        await remember_facts(memory, tenant, user_id, session, work.messages)
-        summary = await memory.summarizer.summarize(work.summary, work.messages)
-    committed = await memory.store.commit_summary(
-        session, summary, expected_upto=upto, new_upto=work.target, tenant=tenant
-    )
-    outcome = "committed" if committed else "already committed by another worker"
-    log.info("summary of %s/%s up to %d: %s", tenant, session, work.target, outcome)
+    """Summary steps from the session's watermark as it is now, each committed by CAS, until every
+    message that has left the window is folded.
+
+    `upto` is only the watermark its enqueuer saw: a turn that began before a commit and finished
+    after it names the old one, and its step must not be dropped for that. Passes go on while
+    messages leave the window meanwhile: a turn whose enqueue pydocket dropped because this job
+    was running has its messages read by the next pass (see summary_key).
+    """
+    while True:
+        work = await memory.store.summary_work(session, tenant=tenant, max_messages=MESSAGES_PER_STEP)
+        if work.target <= work.upto:
+            return  # nothing (more) has left the window: done here, or by another worker
+        summary = work.summary or ""  # every message of the step was removed: only the watermark moves
+        if work.messages:
+            await remember_facts(memory, tenant, user_id, session, work.messages)
+            summary = await memory.summarizer.summarize(work.summary, work.messages)
+        committed = await memory.store.commit_summary(
+            session, summary, expected_upto=work.upto, new_upto=work.target, tenant=tenant
+        )
+        outcome = "committed" if committed else "already committed by another worker"
+        log.info("summary of %s/%s up to %d: %s", tenant, session, work.target, outcome)
 
 
 async def remember_facts(memory: Memory, tenant: str, user_id: str, session: str, messages: tuple[Message, ...]) -> int:
@@ -99,26 +107,34 @@ def docket_name(settings: Settings) -> str:
     return f"{settings.key_prefix}-memory"
 
 
-def summary_key(tenant: str, session: str, upto: int) -> str:
-    """One job per summary step: the task key de-duplicates every turn that finds the step due."""
-    return f"summarize:{tenant}:{session}:{upto}"
+def summary_key(tenant: str, session: str, block: int) -> str:
+    """One job per `summary_every` messages stored: the task key de-duplicates the turns that find a step due.
+
+    Keyed by the block of the session's last seq (last seq // summary_every), not by the watermark:
+    pydocket drops an enqueue whose key is running, and a job enqueued in block b stops only once
+    it found nothing left outside the window of at least b * summary_every messages, so an enqueue
+    dropped in the same block leaves less than a step behind it; the next block's has a new key. (By watermark, a turn that began before a
+    commit named the old watermark, and was dropped while that job ran: the step stayed due.)
+    """
+    return f"summarize:{tenant}:{session}:{block}"
 
 
-async def enqueue_summary(docket: Docket, tenant: str, session: str, user_id: str, upto: int) -> None:
-    await docket.add(summarize_session, key=summary_key(tenant, session, upto))(tenant, session, user_id, upto)
+async def enqueue_summary(docket: Docket, tenant: str, session: str, user_id: str, upto: int, block: int) -> None:
+    await docket.add(summarize_session, key=summary_key(tenant, session, block))(tenant, session, user_id, upto)
 
 
 class SummaryScheduler:
     """Enqueues the summary step a turn found due. A lost enqueue is no loss: the step stays due,
-    so the next turn of the session enqueues it again (under the same key)."""
+    so the next turn of the session enqueues it again."""
 
     def __init__(self, docket: Docket) -> None:
         self.docket = docket
         self.failures = 0
 
-    async def __call__(self, turn: Turn, user_id: str) -> None:
+    async def __call__(self, turn: Turn, user_id: str, block: int) -> None:
+        """`block`: see summary_key."""
         try:
-            await enqueue_summary(self.docket, turn.tenant, turn.session, user_id, turn.summary_upto)
+            await enqueue_summary(self.docket, turn.tenant, turn.session, user_id, turn.summary_upto, block)
         except Exception as exc:  # the turn is done; the next one will try again
             self.failures += 1
             log.warning("could not schedule the summary of %s/%s: %s", turn.tenant, turn.session, exc)
