@@ -10,7 +10,7 @@ if (tonumber(upto) or 0) ~= tonumber(ARGV[1]) then
 end
 local new_upto = tonumber(ARGV[2])
 redis.call('HSET', KEYS[2], 'summary', ARGV[3], 'summary_upto', new_upto, 'summary_tokens', ARGV[4])
-local first_hot = tonumber(last) - redis.call('LLEN', KEYS[1]) + 1
+local first_hot = (tonumber(last) or 0) - redis.call('LLEN', KEYS[1]) + 1 -- no messages yet: seq unset
 local archived = redis.call('LLEN', KEYS[3])
 local release = math.min(new_upto, first_hot - 1) - (first_hot - archived) + 1
 if release > 0 then
