@@ -171,3 +171,15 @@ async def test_turns_carry_on_while_their_slot_moves_to_another_master(
     history = await store.history(session_id)
     assert len(history) == 2 * talkers * turns_each
     assert_consistent(history, expected_turns=talkers * turns_each)
+
+
+async def test_the_cluster_client_allows_as_many_connections_per_node_as_configured(
+    make_cluster_store: Any,
+) -> None:
+    # redis-py's cluster client allows 100 per node unless told; past that it raises
+    # MaxConnectionsError, a connection error, and answers it by dropping the node's connections.
+    store = make_cluster_store()
+    turns = await asyncio.gather(*(store.begin_turn(f"s{n}", "hello") for n in range(450)), return_exceptions=True)
+    assert [t for t in turns if isinstance(t, BaseException)] == []
+    nodes = store.client.get_nodes()  # type: ignore[attr-defined]
+    assert len(nodes) == 3 and {node.max_connections for node in nodes} == {1000}

@@ -77,15 +77,22 @@ def make_client(
     )
 
 
-def make_cluster_client(url: str, *, connect_timeout: float) -> RedisCluster:
-    """A cluster client for `redis+cluster://` or `rediss+cluster://` (any one node of the cluster)."""
+def make_cluster_client(url: str, *, connect_timeout: float, max_connections: int = MAX_CONNECTIONS) -> RedisCluster:
+    """A cluster client for `redis+cluster://` or `rediss+cluster://` (any one node of the cluster).
+
+    `max_connections` is per node (redis-py's default is 100 there too).
+    """
     scheme = urlsplit(url).scheme
     if not scheme.endswith(CLUSTER_SUFFIX) or scheme not in SCHEMES:
         raise InvalidInput(f"{scheme!r} is not a cluster scheme: use redis+cluster:// or rediss+cluster://")
     # The client learns the other nodes, and each slot's owner, from the one it is given.
     plain = scheme.removesuffix(CLUSTER_SUFFIX) + url[len(scheme) :]
     return RedisCluster.from_url(
-        plain, socket_connect_timeout=connect_timeout, socket_timeout=None, health_check_interval=30
+        plain,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=None,
+        health_check_interval=30,
+        max_connections=max_connections,
     )
 
 
@@ -94,7 +101,7 @@ def make_any_client(
 ) -> Client:
     """The client `url` asks for: a cluster client for a `+cluster` scheme (its own retries), else a plain one."""
     if urlsplit(url).scheme.endswith(CLUSTER_SUFFIX):
-        return make_cluster_client(url, connect_timeout=connect_timeout)
+        return make_cluster_client(url, connect_timeout=connect_timeout, max_connections=max_connections)
     return make_client(url, connect_timeout=connect_timeout, max_connections=max_connections, retries=retries)
 
 
