@@ -21,6 +21,7 @@ from turnstate.store import open_store
 from turnstate.worker import (
     Memory,
     SummaryScheduler,
+    enqueue_summary,
     jobs_use,
     memory_docket,
     open_memory,
@@ -123,6 +124,17 @@ async def test_a_step_whose_messages_were_all_removed_still_moves_the_watermark(
     info = await memory.store.info("edited")
     assert (info.summary_upto, info.summary) == (3, None)  # nothing to fold, yet the step is not due again
     assert await memory.facts.list_facts(memory_settings.tenant, user_id="ada") == []
+
+
+async def test_hundreds_of_summary_steps_enqueued_at_once_all_land(memory: Memory, memory_settings: Settings) -> None:
+    # pydocket's pool kept redis-py's default of 100 connections and refused the 101st enqueue
+    async with memory_docket(memory_settings, memory.store) as docket:
+        sent = await asyncio.gather(
+            *(enqueue_summary(docket, memory_settings.tenant, f"s{n}", "ada", 0, 0) for n in range(300)),
+            return_exceptions=True,
+        )
+        assert [e for e in sent if isinstance(e, BaseException)] == []
+        assert (await docket.snapshot()).total_tasks == 300  # no worker runs here: all still queued
 
 
 async def test_a_500_turn_conversation_loses_nothing(memory_settings: Settings) -> None:

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from docket import Depends, Docket, ExponentialRetry, Worker
 
@@ -113,8 +114,9 @@ def summary_key(tenant: str, session: str, block: int) -> str:
     Keyed by the block of the session's last seq (last seq // summary_every), not by the watermark:
     pydocket drops an enqueue whose key is running, and a job enqueued in block b stops only once
     it found nothing left outside the window of at least b * summary_every messages, so an enqueue
-    dropped in the same block leaves less than a step behind it; the next block's has a new key. (By watermark, a turn that began before a
-    commit named the old watermark, and was dropped while that job ran: the step stayed due.)
+    dropped in the same block leaves less than a step behind it; the next block's has a new key.
+    (By watermark, a turn that began before a commit named the old watermark, and was dropped
+    while that job ran: the step stayed due.)
     """
     return f"summarize:{tenant}:{session}:{block}"
 
@@ -144,7 +146,20 @@ def memory_docket(settings: Settings, store: Store) -> Docket:
     """The job queue, on the store's own server."""
     if store.url is None:
         raise TurnstateError("the store was built without its URL; open it with open_store()")
-    return Docket(name=docket_name(settings), url=store.url)
+    return Docket(name=docket_name(settings), url=pooled(store.url, settings.max_connections))
+
+
+def pooled(url: str, max_connections: int) -> str:
+    """`url` asking redis-py for a pool of `max_connections` (pydocket builds its pool from the URL).
+
+    Left at redis-py's default of 100, a service enqueuing for more sessions at once had the rest
+    refused ("Too many connections"). A size the URL already names is kept.
+    """
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    if any(name == "max_connections" for name, _ in query):
+        return url
+    return urlunsplit(parts._replace(query=urlencode([*query, ("max_connections", str(max_connections))])))
 
 
 @asynccontextmanager
