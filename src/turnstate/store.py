@@ -145,7 +145,10 @@ class Store:
         if status == b"stale":
             raise StaleTurn(f"turn {turn.seq} of session {turn.session!r} lost its lease to a newer turn")
         if status == b"unknown":
-            raise InvalidInput(f"turn {turn.seq} does not belong to session {turn.session!r} (deleted or foreign)")
+            raise InvalidInput(
+                f"turn {turn.seq} does not belong to session {turn.session!r} (deleted or foreign, or expired, or"
+                " lost by a server restart without persistence): nothing was stored; begin the turn again"
+            )
         return Message(reply[1], reply_id, "assistant", content, tokens, reply[2], turn.seq)
 
     async def abort_turn(self, turn: Turn) -> bool:
