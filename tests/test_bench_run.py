@@ -22,13 +22,17 @@ def by(rows: list[dict[str, Any]], *keys: str) -> dict[tuple[Any, ...], dict[str
     return {tuple(r[k] for k in keys): r for r in rows}
 
 
-def test_short_bench_passes_its_checks_and_writes_the_report(redis_url: str, key_prefix: str, tmp_path: Path) -> None:
+def test_short_bench_passes_its_checks_and_writes_the_report(
+    redis_url: str, database_url: str, key_prefix: str, tmp_path: Path
+) -> None:
     args = [
         "bench",
         "run",
         "--short",
         "--redis-url",
         redis_url,
+        "--database-url",
+        database_url,
         "--report-dir",
         str(tmp_path),
         "--key-prefix",
@@ -72,10 +76,29 @@ def test_short_bench_passes_its_checks_and_writes_the_report(redis_url: str, key
     assert with_summary["round_trips"] == without["round_trips"] == 2
     assert with_summary["bytes_total"] > without["bytes_total"]  # the summary itself comes back
     assert memory["atomic-lua+memory", 0.0]["wire"]["round_trips"] == 4
-    assert "not" in report["recall"]
+
+    recall = report["recall"]
+    assert (recall["facts_per_user"], recall["other_facts"], recall["k"]) == (10, 200, 5)
+    names = ["turnstate-chat/questions", "turnstate-chat+recall/questions"]  # --short: short messages only
+    turns = by(recall["turns"], "pattern", "delay_ms")
+    assert set(turns) == {(n, 0.0) for n in names}  # --short: no added round-trip time
+    assert all(t["latency"]["p50_us"] > 0 and t["latency"]["samples"] > 0 for t in turns.values())
+    assert all(turns[n, 0.0]["wire"]["round_trips"] == 2 for n in names)  # recall adds no Redis round trip
+    variants = by(recall["variants"], "pattern")
+    for n in names:
+        v = variants[n,]
+        assert v["turns"] > 0 and v["late_or_failed"] == 0
+        if v["recall"]:  # every timed turn's prompt carried the user's facts, each recall timed
+            assert v["with_facts"] == v["turns"] and v["facts_per_turn"] == 5
+            assert v["embed"]["samples"] == v["query"]["samples"] == v["turns"]
+            assert v["query"]["p50_ms"] > 0 and v["embed"]["p50_ms"] > 0
+        else:
+            assert (v["with_facts"], v["embed"], v["query"]) == (0, None, None)
 
     assert {c["pattern"]: c["commands_per_turn"] for c in report["cost"]}["turnstate"] == 2
-    assert "| turnstate |" in (tmp_path / "bench.md").read_text()
+    markdown = (tmp_path / "bench.md").read_text()
+    assert "| turnstate |" in markdown and "| turnstate-chat+recall/questions | questions |" in markdown
+    assert "turnstate chat with / without recall, p50, questions, +0 ms" in markdown
     client = redis.Redis.from_url(redis_url)
     try:
         assert list(client.scan_iter(f"{key_prefix}:*")) == []  # it cleaned up after itself

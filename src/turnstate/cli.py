@@ -242,6 +242,10 @@ def bench_run(
         float | None, typer.Option(help="assumed $ per 100,000 commands (default 0.20: Upstash pay-as-you-go)")
     ] = None,
     key_prefix: Annotated[str | None, typer.Option(help="prefix of the bench's keys (default: a fresh one)")] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", help="PostgreSQL+pgvector for recall (unset: embedded, or --short skips it)"),
+    ] = None,
 ) -> None:
     """The article's four patterns and turnstate on one workload; exit 1 if a regression check fails."""
     from turnstate.bench.report import run_and_report
@@ -254,7 +258,9 @@ def bench_run(
     config = BenchConfig.short_run(**overrides) if short else BenchConfig.full(**overrides)
 
     async def measure() -> None:
-        result = await run_and_report(redis_url, config, report_dir, console, key_prefix=key_prefix)
+        result = await run_and_report(
+            redis_url, config, report_dir, console, key_prefix=key_prefix, database_url=database_url
+        )
         if not result.ok:
             console.print("[red]a regression check failed[/red]")
             raise typer.Exit(1)

@@ -8,10 +8,8 @@ writes under a fresh key prefix and tenant and deletes what it wrote.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -20,10 +18,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from turnstate.bench.core import bench_server
+from turnstate.bench.core import bench_database, bench_server
 from turnstate.config import Settings
 from turnstate.memory.vectors import FactStore
-from turnstate.servers import EmbeddedPostgres
 from turnstate.store import Store
 from turnstate.worker import docket_name
 
@@ -38,11 +35,7 @@ async def memory_backends(settings: Settings) -> AsyncIterator[Settings]:
         redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
         redis_url = stack.enter_context(bench_server(redis_url))
         database_url = settings.database_url.get_secret_value() if settings.database_url else None
-        if database_url is None:
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="turnstate-bench-pg-")))
-            postgres = EmbeddedPostgres(tmp / "postgres", persistent=False)
-            database_url = await asyncio.to_thread(postgres.start)
-            stack.push_async_callback(asyncio.to_thread, postgres.stop)
+        database_url = await stack.enter_async_context(bench_database(database_url))
         yield settings.model_copy(update={"redis_url": SecretStr(redis_url), "database_url": SecretStr(database_url)})
 
 

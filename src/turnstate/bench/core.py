@@ -26,8 +26,8 @@ import math
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +37,7 @@ from turnstate.bench.commands import count_commands
 from turnstate.bench.workloads import MESSAGE_BYTES, BareTurns, Texts, TurnstateTurns, Workload
 from turnstate.config import Settings
 from turnstate.connection import make_client, redacted
-from turnstate.servers import EmbeddedValkey
+from turnstate.servers import EmbeddedPostgres, EmbeddedValkey
 from turnstate.store import Store
 
 TARGET_P50_RATIO = 1.3  # turnstate / bare, p50
@@ -152,6 +152,20 @@ def bench_server(url: str | None) -> Iterator[str]:
             yield server.start()
         finally:
             server.stop()
+
+
+@asynccontextmanager
+async def bench_database(url: str | None) -> AsyncIterator[str]:
+    """`url` itself, or with none a PostgreSQL with pgvector in a temporary directory, removed afterwards."""
+    if url is not None:
+        yield url
+        return
+    with tempfile.TemporaryDirectory(prefix="turnstate-bench-pg-") as tmp:
+        postgres = EmbeddedPostgres(Path(tmp) / "postgres", persistent=False)
+        try:
+            yield await asyncio.to_thread(postgres.start)
+        finally:
+            await asyncio.to_thread(postgres.stop)
 
 
 async def server_version(client: aioredis.Redis) -> str:

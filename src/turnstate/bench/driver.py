@@ -7,13 +7,16 @@ same messages (400 bytes, a 20-message window), in one run, so the figures compa
 2. the same turn behind an added round-trip time (a delay proxy in its own process);
 3. throughput with 1, 8, 64 sessions at once;
 4. the race: concurrent turns of one session, and the messages lost, duplicated, misordered;
-5. long-term memory on the critical path: a turn with a summary in the session vs without.
+5. long-term memory on the critical path: a turn with a summary in the session vs without, and
+   a turn through `Chat` with recall (embedding + pgvector query) on vs off (`recall_turn.py`).
 
-Everything is written under a fresh key prefix, with a one-hour TTL, and deleted at the end.
+Everything is written under a fresh key prefix, with a one-hour TTL, and deleted at the end; the
+recall part's facts live in a schema of their own, dropped at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import platform
@@ -27,23 +30,24 @@ from urllib.parse import urlsplit
 import redis
 import redis.asyncio as aioredis
 
-from turnstate.bench.core import bench_server, percentile, server_version
+from turnstate.bench.core import bench_database, bench_server, percentile, server_version
 from turnstate.bench.load import drive, races, throughput
 from turnstate.bench.meter import Wire, count_wire
 from turnstate.bench.proxy import DelayProxy, delay_proxy_process
+from turnstate.bench.recall_turn import ChatTurns, recall_setup
 from turnstate.bench.results import (
     BenchConfig,
     BenchResult,
     Machine,
     Measurement,
     Race,
+    Recall,
     Throughput,
     checks,
     costs,
 )
 from turnstate.bench.runner import Runner
 from turnstate.bench.summary import (
-    RECALL,
     ArticleMemoryPattern,
     plant_article_summary,
     plant_summary,
@@ -59,6 +63,7 @@ from turnstate.types import Policy
 TTL_SECONDS = 3600
 PINGS = 25
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+NO_DATABASE = "not run: --short without --database-url (a full run starts an embedded PostgreSQL)"
 
 
 class Progress(Protocol):
@@ -115,8 +120,11 @@ def machine(server: str) -> Machine:
 class Bench:
     """One run: the server's clients, the key prefix, the messages; a method per phase."""
 
-    def __init__(self, url: str, config: BenchConfig, prefix: str, progress: Progress) -> None:
+    def __init__(
+        self, url: str, config: BenchConfig, prefix: str, progress: Progress, database_url: str | None = None
+    ) -> None:
         self.url, self.config, self.prefix, self.progress = url, config, prefix, progress
+        self.database_url = database_url
         self.texts = Texts.of_size(config.message_bytes)
         self.direct = make_client(url, connect_timeout=5)
         self.observer = make_client(url, connect_timeout=5)
@@ -139,18 +147,19 @@ class Bench:
             self.progress.advance()
         return runners
 
-    async def timed_blocks(self, runners: Sequence[Runner]) -> None:
+    async def timed_blocks(self, runners: Sequence[Runner], seconds: float | None = None) -> None:
         """Blocks of turns, the runners' order rotating, so drift of the machine hits all alike.
 
         One untimed block first: on a fresh VM, memory touched for the first time is slow, and
         whichever runner came first would pay for it. A garbage collection runs before each
-        runner's turns, so none pays for another's garbage.
+        runner's turns, so none pays for another's garbage. A runner's block stops after `turns`
+        turns or `seconds` (default: the config's `block_seconds`).
         """
         for b in range(-1, self.config.blocks):
             k = b % len(runners)
             for runner in [*runners[k:], *runners[:k]]:
                 gc.collect()
-                await runner.timed(self.config.turns, self.config.block_seconds)
+                await runner.timed(self.config.turns, seconds or self.config.block_seconds)
                 if b < 0:
                     runner.samples.clear()
                     runner.cpu_ns = 0
@@ -304,6 +313,10 @@ class Bench:
             runners.append(runner)
             self.progress.advance()
         await self.timed_blocks(runners)
+        return await self.near_and_far(runners, settings, far)
+
+    async def near_and_far(self, runners: Sequence[Runner], settings: Settings, far: float | None) -> list[Measurement]:
+        """Timed runners with their traffic counted, then again behind `far` ms of added RTT; sessions deleted."""
         out = self.measured(runners, await self.counted(runners, settings), 0.0)
         if far is not None:
             _, moved = await self.delayed(runners, settings, far)
@@ -312,9 +325,39 @@ class Bench:
             await r.delete()
         return out
 
+    async def recall(self) -> Recall:
+        """The turn through `Chat` with recall on vs off, with long and short user messages."""
+        assert self.database_url is not None
+        c = self.config
+        history = min(c.histories)
+        settings = bench_settings(self.prefix, history, c)
+        store = Store(self.direct, settings, address="bench")
+        far = max(c.delays_ms) if self.loopback and c.delays_ms and not c.short else None
+        async with recall_setup(self.database_url, store, self.prefix, c) as setup:
+            self.progress.phase("recall on the critical path", len(setup.variants) * (c.blocks + 2 + (far is not None)))
+            runners = []
+            for v in setup.variants:
+                runner = Runner(v.pattern.name, v.pattern, v.session, history, v.texts)
+                with v.pattern.without_recall():
+                    await runner.prepare(0)
+                for _ in range(max(1, c.warmup)):  # with recall, if on: the embedder and the pool warm up
+                    await runner.turn()
+                if v.pattern.chat.recall is not None and not v.pattern.tally.with_facts:
+                    raise RuntimeError(f"{v.pattern.name}: no turn was given recalled facts")
+                runners.append(runner)
+                self.progress.advance()
+            setup.reset()
+            await self.timed_blocks(runners, c.recall_block_seconds)
+            setup.collect()
+            variants = [v.result() for v in setup.variants]
+            out = await self.near_and_far(runners, settings, far)
+        return Recall(setup.facts_per_user, setup.other_facts, settings.recall_k, out, variants)
+
 
 def _same_kind(pattern: ChatPattern, client: aioredis.Redis, settings: Settings) -> ChatPattern:
     """`pattern` rebuilt on another client (for the variants `all_patterns` does not make)."""
+    if isinstance(pattern, ChatTurns):
+        return pattern.moved(Store(client, settings, address="bench"))
     if isinstance(pattern, TurnstatePattern):
         return TurnstatePattern(Store(client, settings, address="bench"), pattern.policy)
     if isinstance(pattern, AtomicLuaPattern):
@@ -323,12 +366,24 @@ def _same_kind(pattern: ChatPattern, client: aioredis.Redis, settings: Settings)
 
 
 async def run_bench(
-    url: str | None, config: BenchConfig, *, key_prefix: str | None = None, progress: Progress | None = None
+    url: str | None,
+    config: BenchConfig,
+    *,
+    key_prefix: str | None = None,
+    progress: Progress | None = None,
+    database_url: str | None = None,
 ) -> BenchResult:
-    """Run every phase on `url` (or a fresh embedded Valkey) and return the results with their checks."""
+    """Run every phase on `url` (or a fresh embedded Valkey) and return the results with their checks.
+
+    The recall part runs on `database_url`, else on an embedded PostgreSQL; `--short` without a
+    database URL skips it (the regression check stays seconds long and needs no PostgreSQL).
+    """
     prefix = key_prefix or f"bench{uuid.uuid4().hex[:8]}"
-    with bench_server(url) as live:
-        bench = Bench(live, config, prefix, progress or _Quiet())
+    skip_recall = config.short and database_url is None
+    async with contextlib.AsyncExitStack() as stack:
+        live = stack.enter_context(bench_server(url))
+        database = None if skip_recall else await stack.enter_async_context(bench_database(database_url))
+        bench = Bench(live, config, prefix, progress or _Quiet(), database)
         try:
             host = machine(await server_version(bench.direct))
             latency = await bench.latency()
@@ -336,6 +391,7 @@ async def run_bench(
             load = await bench.throughput()
             race = await bench.race()
             memory = await bench.memory()
+            recall = None if database is None else await bench.recall()
         finally:
             await bench.aclose()
     return BenchResult(
@@ -347,7 +403,8 @@ async def run_bench(
         throughput=load,
         race=race,
         memory=memory,
-        recall=RECALL,
+        recall=recall,
+        recall_note=NO_DATABASE if recall is None else "",
         cost=costs(latency, config.price_per_100k),
-        checks=checks(latency, memory),
+        checks=checks(latency, memory + (recall.turns if recall else [])),
     )

@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,29 +91,22 @@ async def recall_at_scale(
     queries: int = 300,
 ) -> RecallScale:
     """Load `facts` synthetic facts into a schema of their own, time recalls, then drop the schema."""
-    schema = f"turnstate_bench_{uuid.uuid4().hex[:8]}"
     rng = np.random.default_rng(facts)
     typical_users = max(1, facts // 2 // per_user)  # the odd-numbered facts, `per_user` to a user
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        async with FactStore(database_url, OFFLINE_DIM, model=OFFLINE_NAME, schema=schema) as created:
-            ef_search = created.ef_search  # opening created the schema
-        try:
-            await register_vector_async(conn)
-            load_seconds, index_seconds = await _bulk_load(conn, schema, facts, per_user, rng)
-            vectors = _unit_rows(rng, WARMUP + queries)
+    async with fact_schema(database_url) as (schema, conn, ef_search):
+        load_seconds, index_seconds = await bulk_load(conn, schema, facts, per_user, rng)
+        vectors = _unit_rows(rng, WARMUP + queries)
 
-            async def random_vector(n: int) -> Any:
-                return vectors[n]
+        async def random_vector(n: int) -> Any:
+            return vectors[n]
 
-            async def embedded(n: int) -> Any:
-                return (await embedder.embed_queries([questions[n % len(questions)]]))[0]
+        async def embedded(n: int) -> Any:
+            return (await embedder.embed_queries([questions[n % len(questions)]]))[0]
 
-            measure = _Measure(database_url, schema, conn)
-            typical = await measure(lambda n: f"u{n % typical_users}", random_vector, queries)
-            heavy = await measure(lambda n: HEAVY_USER, random_vector, queries)
-            with_embedding = await measure(lambda n: f"u{n % typical_users}", embedded, max(1, queries // 3))
-        finally:
-            await conn.execute(sql.SQL("DROP SCHEMA {schema} CASCADE").format(**names(schema)))
+        measure = _Measure(database_url, schema, conn)
+        typical = await measure(lambda n: f"u{n % typical_users}", random_vector, queries)
+        heavy = await measure(lambda n: HEAVY_USER, random_vector, queries)
+        with_embedding = await measure(lambda n: f"u{n % typical_users}", embedded, max(1, queries // 3))
     return RecallScale(
         facts,
         ef_search,
@@ -124,15 +118,39 @@ async def recall_at_scale(
     )
 
 
+@asynccontextmanager
+async def fact_schema(database_url: str) -> AsyncIterator[tuple[str, psycopg.AsyncConnection[Any], int]]:
+    """A fact store schema of its own (name, a connection with vectors registered, ef_search), dropped afterwards."""
+    schema = f"turnstate_bench_{uuid.uuid4().hex[:8]}"
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        async with FactStore(database_url, OFFLINE_DIM, model=OFFLINE_NAME, schema=schema) as created:
+            ef_search = created.ef_search  # opening created the schema
+        try:
+            await register_vector_async(conn)
+            yield schema, conn, ef_search
+        finally:
+            await conn.execute(sql.SQL("DROP SCHEMA {schema} CASCADE").format(**names(schema)))
+
+
 def _unit_rows(rng: np.random.Generator, count: int) -> Vectors:
     rows = rng.standard_normal((count, OFFLINE_DIM), dtype=np.float32)
     return np.asarray(rows / np.linalg.norm(rows, axis=1, keepdims=True), dtype=np.float32)
 
 
-async def _bulk_load(
-    conn: psycopg.AsyncConnection[Any], schema: str, facts: int, per_user: int, rng: np.random.Generator
+async def bulk_load(
+    conn: psycopg.AsyncConnection[Any],
+    schema: str,
+    facts: int,
+    per_user: int,
+    rng: np.random.Generator,
+    *,
+    heavy: bool = True,
 ) -> tuple[float, float]:
-    """COPY the facts in with the HNSW index dropped, then build it again; (load seconds, build seconds)."""
+    """COPY the facts in with the HNSW index dropped, then build it again; (load seconds, build seconds).
+
+    With `heavy`, every other fact is the heavy user's and the rest go `per_user` to a user;
+    without, all of them go `per_user` to a user (u0, u1, ...).
+    """
     ids = names(schema)
     found = await (await conn.execute("SELECT pg_get_indexdef(%s::regclass)", [f'"{schema}".{HNSW_INDEX}'])).fetchone()
     if found is None:
@@ -144,7 +162,7 @@ async def _bulk_load(
         rows.set_types(["text", "text", "text", "text", "text", "vector"])
         for start in range(0, facts, CHUNK):
             for n, vector in enumerate(_unit_rows(rng, min(CHUNK, facts - start)), start):
-                user = HEAVY_USER if n % 2 == 0 else f"u{n // 2 // per_user}"
+                user = HEAVY_USER if heavy and n % 2 == 0 else f"u{(n // 2 if heavy else n) // per_user}"
                 text = f"Synthetic fact number {n}."
                 await rows.write_row((TENANT, user, f"synthetic.{n}", text, text.casefold(), vector))
     loaded = time.perf_counter()

@@ -156,8 +156,35 @@ def memory_table(result: BenchResult) -> Table:
         "Long-term memory on the critical path: a summary in the session vs none",
         ["variant", *headers, *TRAFFIC],
         rows,
-        f"atomic-lua+memory is the article's pattern 4 around the model call (GET summary, LLEN). Recall: "
-        f"{result.recall}.",
+        "atomic-lua+memory is the article's pattern 4 around the model call (GET summary, LLEN). Recall: the "
+        "next table.",
+    )
+
+
+def recall_table(result: BenchResult) -> Table:
+    title = "Long-term memory on the critical path: recall on vs off (a turn through Chat, no model)"
+    headers = ["variant", "user messages", "embedding p50 ms", "vector query p50 ms", "facts in prompt"]
+    r = result.recall
+    if r is None:
+        return Table(title, headers, [], f"Recall: {result.recall_note}.")
+    pivot_headers, rows = _pivot(r.turns, lambda m: m.pattern)
+    wires = {m.pattern: m.wire for m in r.turns if m.wire is not None}
+    variants = {v.pattern: v for v in r.variants}
+    for row in rows:
+        v = variants[row[0]]
+        ms_or_dash = [f"{x.p50_ms:.2f}" if x is not None else "-" for x in (v.embed, v.query)]
+        shown = f"{v.with_facts}/{v.turns} turns, {v.facts_per_turn:.1f} each" if v.recall else "-"
+        row[1:1] = [v.messages]
+        row += [*ms_or_dash, shown, traffic(wires.get(row[0]))[0]]
+    late = sum(v.late_or_failed for v in r.variants)
+    return Table(
+        title,
+        [*headers[:2], *pivot_headers, *headers[2:], "round trips"],
+        rows,
+        f"Recall embeds the user message (offline multilingual-e5-small, on this CPU) and asks pgvector for the "
+        f"user's {r.k} nearest of {r.facts_per_user} facts ({r.other_facts:,} other users' facts in the table); "
+        "it runs beside begin_turn's round trip. Embedding and query: timed inside the recall-on turns at +0 ms. "
+        f"Round trips: to Redis, counted at a proxy (recall talks to PostgreSQL). Recalls late or failed: {late}.",
     )
 
 
@@ -203,13 +230,33 @@ def ratios(result: BenchResult) -> list[tuple[str, float]]:
         out.append((f"article pattern 4 (atomic-lua+memory) / turnstate+summary, p50, +{d:g} ms",
                     _p50(result.memory, "atomic-lua+memory", delay=d), _p50(result.memory, "turnstate+summary",
                     delay=d)))  # fmt: skip
+    out += _recall_ratios(result)
     return [(label, a / b) for label, a, b in out if a is not None and b]
+
+
+def _recall_ratios(result: BenchResult) -> list[tuple[str, float | None, float | None]]:
+    if result.recall is None:
+        return []
+    out: list[tuple[str, float | None, float | None]] = []
+    turns = result.recall.turns
+    for v in result.recall.variants:
+        if not v.recall:
+            continue
+        off = v.pattern.replace("+recall", "")
+        for d in sorted({m.delay_ms for m in turns}):
+            out.append((f"turnstate chat with / without recall, p50, {v.messages}, +{d:g} ms",
+                        _p50(turns, v.pattern, delay=d), _p50(turns, off, delay=d)))  # fmt: skip
+        on = _p50(turns, v.pattern)
+        for part, timing in (("embedding", v.embed), ("vector query", v.query)):
+            if timing is not None and timing.samples:
+                out.append((f"{part} / the recall-on turn, p50, {v.messages}", timing.p50_ms * 1000, on))
+    return out
 
 
 def tables(result: BenchResult) -> list[Table]:
     return [
         latency_table(result), rtt_table(result), throughput_table(result), race_table(result),
-        cost_table(result), memory_table(result), checks_table(result),
+        cost_table(result), memory_table(result), recall_table(result), checks_table(result),
     ]  # fmt: skip
 
 
@@ -272,12 +319,19 @@ class TerminalProgress:
 
 
 async def run_and_report(
-    url: str | None, config: BenchConfig, folder: Path, console: Console, *, key_prefix: str | None = None
+    url: str | None,
+    config: BenchConfig,
+    folder: Path,
+    console: Console,
+    *,
+    key_prefix: str | None = None,
+    database_url: str | None = None,
 ) -> BenchResult:
     """Run the bench with a progress bar, print the tables, write JSON, markdown and charts."""
     columns = (TextColumn("{task.description:<32}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bar:
-        result = await run_bench(url, config, key_prefix=key_prefix, progress=TerminalProgress(bar))
+        progress = TerminalProgress(bar)
+        result = await run_bench(url, config, key_prefix=key_prefix, progress=progress, database_url=database_url)
     print_report(result, console)
     files = write_report(result, folder) + write_charts(result, folder)
     if not charts_available():

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from turnstate.bench.memory_recall import Latency as RecallLatency
 from turnstate.bench.meter import Wire
 from turnstate.bench.runner import Latency
 
@@ -42,6 +43,9 @@ class BenchConfig:
     race_rounds: int = 5
     race_think_seconds: float = 0.02
     summary_bytes: int = 1200
+    recall_facts_per_user: int = 50  # facts of each measured user
+    recall_other_facts: int = 10_000  # other users' facts in the same table, `recall_facts_per_user` each
+    recall_block_seconds: float = 1.2  # per variant per block: a recall-on turn takes tens of ms
     message_bytes: int = 400
     window: int = 20
     price_per_100k: float = DEFAULT_PRICE_PER_100K
@@ -67,6 +71,9 @@ class BenchConfig:
             "throughput_seconds": 0.3,
             "race_turns": 8,
             "race_rounds": 1,
+            "recall_facts_per_user": 10,
+            "recall_other_facts": 200,
+            "recall_block_seconds": 0.1,
             "short": True,
         }
         return cls(**(values | overrides))
@@ -110,6 +117,32 @@ class Race:
 
 
 @dataclass(frozen=True, slots=True)
+class RecallVariant:
+    """A chat turn variant with recall on or off: what its turns recalled, and what recall waited for."""
+
+    pattern: str
+    messages: str  # the user messages it sent
+    recall: bool
+    turns: int  # turns run at +0 ms (the untimed block included)
+    with_facts: int  # of them, turns whose prompt carried recalled facts
+    facts_per_turn: float
+    late_or_failed: int  # recalls skipped (late or failed) over the whole variant; the bench allows 30 s
+    embed: RecallLatency | None  # the user message's embedding, inside those turns (recall on only)
+    query: RecallLatency | None  # the pgvector query, inside those turns
+
+
+@dataclass(frozen=True, slots=True)
+class Recall:
+    """The chat turn (`Chat`, model excluded) with recall on vs off, against PostgreSQL with pgvector."""
+
+    facts_per_user: int
+    other_facts: int
+    k: int
+    turns: list[Measurement]  # latency of each variant, +0 ms (wire counted) and the largest added RTT
+    variants: list[RecallVariant]
+
+
+@dataclass(frozen=True, slots=True)
 class Cost:
     pattern: str
     commands_per_turn: float
@@ -145,7 +178,8 @@ class BenchResult:
     throughput: list[Throughput]
     race: list[Race]
     memory: list[Measurement]
-    recall: str
+    recall: Recall | None  # None: not run (see recall_note)
+    recall_note: str = ""
     cost: list[Cost] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
 

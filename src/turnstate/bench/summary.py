@@ -5,8 +5,7 @@ two round trips as one without; only the summary's bytes are added. The article'
 it with a separate GET before prompting, and checks the list length (LLEN) after the reply to
 decide whether to enqueue a summary job: two more commands and two more round trips per turn.
 
-Recall (facts from a vector store, fetched beside `begin_turn`) is not measured yet; the report
-says so.
+Recall (facts from a vector store, fetched beside `begin_turn`) is measured in `recall_turn.py`.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from turnstate.keys import session_keys
 from turnstate.patterns import AtomicLuaPattern, Handle, TurnstatePattern
 
 SUMMARY_BYTES = 1200
-RECALL = "not measured: the bench does not include recall (long-term facts) yet"
 
 
 class ArticleMemoryPattern(AtomicLuaPattern):
