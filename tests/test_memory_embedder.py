@@ -39,6 +39,19 @@ async def offline() -> AsyncIterator[OfflineEmbedder]:
     await embedder.aclose()
 
 
+async def test_the_offline_embedder_runs_on_the_threads_configured(offline: OfflineEmbedder) -> None:
+    assert offline.threads == 1  # the default: steady on a busy machine (docs/benchmarks.md)
+    embedder = embedder_from_settings(Settings(embedding_threads=0))  # 0: the engine's own default
+    assert isinstance(embedder, OfflineEmbedder) and embedder.threads == 0
+    try:
+        same = await embedder.embed_queries(list(QUESTIONS)[:2])
+        np.testing.assert_allclose(same, await offline.embed_queries(list(QUESTIONS)[:2]), atol=1e-4)
+    finally:
+        await embedder.aclose()
+    with pytest.raises(pydantic.ValidationError):
+        Settings(embedding_threads=-1)
+
+
 def openai_embedder(
     standin: Any, model: str = "text-embedding-3-small", dim: int | None = EMBEDDING_DIM
 ) -> OpenAIEmbedder:

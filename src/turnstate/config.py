@@ -100,6 +100,10 @@ class Settings(BaseSettings):
         default="offline",
         description="offline: a bundled multilingual-e5-small; openai: an OpenAI-compatible embeddings endpoint",
     )
+    # One OpenMP thread: with one per core, the engine's threads fight the service (and each other)
+    # for the cores, and on a busy 2-vCPU machine an embedding's p99 passed 3 s, far past the recall
+    # budget, against 65-311 ms with one (docs/benchmarks.md). 0: the engine's own default.
+    embedding_threads: int = Field(default=1, ge=0, le=256, description="CPU threads of the offline embedder")
     embedding_model: str = Field(default="text-embedding-3-small", min_length=1, description="with embeddings=openai")
     embedding_dimensions: int | None = Field(
         default=None, ge=1, le=2_000, description="vector size; needed for models other than OpenAI's own"

