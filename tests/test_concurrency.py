@@ -105,3 +105,29 @@ async def test_a_stale_turn_stores_nothing(make_store: Any, session_id: str) -> 
         await store.finish_turn(old, "late answer")
     await store.finish_turn(retried, "answer")
     assert [m.id for m in await store.history(session_id)] == ["slow", "slow:reply"]
+
+
+async def test_a_queued_retry_answered_meanwhile_passes_its_wake_up_on(
+    make_store: Any, session_id: str, client: Any
+) -> None:
+    # Queued behind another turn: a message and its retry (same id), then a second message. The
+    # message takes the lease, is answered, and its release wakes the retry, which finds it
+    # answered and takes no lease; the second message must not wait for a release that never comes.
+    store: Store = make_store(lease_seconds=300, queue_wait_seconds=300)
+    holder = await store.begin_turn(session_id, "first", message_id="h")
+
+    async def queued(message_id: str) -> asyncio.Task[Any]:
+        blocked = (await client.info("clients"))["blocked_clients"]
+        task = asyncio.create_task(store.begin_turn(session_id, f"message {message_id}", message_id=message_id))
+        async with asyncio.timeout(10):  # blocked in this order, woken in this order
+            while (await client.info("clients"))["blocked_clients"] <= blocked:  # noqa: ASYNC110 - server state
+                await asyncio.sleep(0.01)
+        return task
+
+    message, retry, second = await queued("a"), await queued("a"), await queued("b")
+    await store.finish_turn(holder, "reply to first")
+    answered = await store.finish_turn(await message, "reply to a")
+    assert (await retry).reply == answered
+    turn = await asyncio.wait_for(second, 10)  # without the wake-up passed on: up to the 300 s lease
+    await store.finish_turn(turn, "reply to b")
+    assert [m.content for m in await store.history(session_id)][-2:] == ["message b", "reply to b"]

@@ -96,6 +96,7 @@ class Store:
         body, _ = self._body(message_id, "user", content)
         args = [body, message_id, policy.value, self._settings_arg()]
         deadline = time.monotonic() + self.settings.queue_wait_seconds
+        woken = False  # whether this call took the wake-up token that a releasing turn left
         while True:
             reply = await self._run(scripts.BEGIN_TURN, keys, args)
             if reply[0] != b"busy":
@@ -107,8 +108,12 @@ class Store:
                 raise SessionBusy(f"session {session!r} is busy with another turn", retry_after=wait, waited=waited)
             # Releasing a lease leaves a token on `wake`; an expired lease ends the wait too.
             timeout = max(MIN_WAIT_SECONDS, min(wait, remaining))
-            await self._wait_for_wake(keys.wake, timeout)
+            woken = await self._wait_for_wake(keys.wake, timeout)
         status, seq, fence, summary, summary_upto, due, raw_reply, *window = reply
+        if woken and status == b"answered":
+            # Its message was answered meanwhile (a retry of it ran), so it takes no lease: the
+            # next queued turn would wait for a release that never comes. Pass the token on.
+            await self._pass_wake(keys.wake)
         answered = status == b"answered"
         if answered and not raw_reply:
             raise TurnstateError(f"message {message_id!r} was answered, but its reply is no longer held")
@@ -369,8 +374,8 @@ class Store:
             self._packed = (s, packed)
         return self._packed[1]
 
-    async def _wait_for_wake(self, wake: str, seconds: float) -> None:
-        """Block until a releasing turn leaves a token on `wake`, or for `seconds` at most.
+    async def _wait_for_wake(self, wake: str, seconds: float) -> bool:
+        """Block until a releasing turn leaves a token on `wake` (True: this call took it), or for `seconds` at most.
 
         On a cluster the wait runs on a plain client of the slot's node: after any connection
         error, redis-py's cluster client drops every connection of the node, and with them the
@@ -381,7 +386,17 @@ class Store:
         # MOVED (an AskError) or ASK: the slot is on its way to another node
         async with self._request():
             with suppress(AskError):
-                await client.blpop([wake], timeout=seconds)
+                return await client.blpop([wake], timeout=seconds) is not None
+        return False
+
+    async def _pass_wake(self, wake: str) -> None:
+        """Leave the one wake-up token a releasing turn leaves (the list holds one at most)."""
+        client = self.client if not isinstance(self.client, RedisCluster) else self._node_client(wake)
+        async with self._request(), client.pipeline(transaction=True) as pipe:
+            pipe.lpush(wake, 1)
+            pipe.ltrim(wake, 0, 0)
+            pipe.pexpire(wake, int(self.settings.lease_seconds * 1000))
+            await pipe.execute()
 
     def _node_client(self, key: str) -> aioredis.Redis:
         """A plain client on the cluster node serving `key`'s slot, made once per node."""
