@@ -313,6 +313,37 @@ def bench_memory(
     run(measure())
 
 
+@bench_app.command("scale")
+def bench_scale(
+    redis_url: BenchUrlOpt = None,
+    sessions: Annotated[int, typer.Option(min=1, help="sessions, all talking at once")] = 500,
+    turns: Annotated[int, typer.Option(min=1, help="turns per session")] = 20,
+    services: Annotated[int, typer.Option(min=1, help="`turnstate serve` processes")] = 3,
+    workers: Annotated[int, typer.Option(min=1, help="`turnstate worker` processes")] = 2,
+    concurrency: Annotated[int | None, typer.Option(min=1, help="sessions in flight at once (default: all)")] = None,
+    seed: Annotated[int, typer.Option(help="chooses the races, duplicates, retries and streamed requests")] = 1,
+    json_path: JsonOpt = None,
+) -> None:
+    """Many processes on one Redis: S sessions x T turns through several services and workers, then every
+    session checked (TURNSTATE_DATABASE_URL or an embedded PostgreSQL); exit 1 if an invariant failed."""
+    from turnstate.bench.scale import ScaleConfig, render_markdown, run_scale, write_json
+
+    config = ScaleConfig(
+        sessions=sessions, turns=turns, services=services, workers=workers, concurrency=concurrency or sessions,
+        seed=seed,
+    )  # fmt: skip
+
+    async def measure() -> None:
+        result = await run_scale(settings_with(redis_url=redis_url), config)
+        typer.echo(render_markdown(result))
+        if json_path is not None:
+            write_json(json_path, result)
+        if not result.ok:
+            raise typer.Exit(1)
+
+    run(measure())
+
+
 @app.command()
 def version() -> None:
     """Print the version."""
