@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPBearer
 
 from turnstate.api.auth import Tenancy
 from turnstate.api.metrics import Metrics
@@ -32,7 +33,17 @@ def service(request: Request) -> Service:
     return svc
 
 
-async def tenant(request: Request, svc: Annotated[Service, Depends(service)]) -> str:
+# Declared so the OpenAPI document (and /docs) shows how to send a key; Tenancy reads the headers.
+BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="or the API key in X-API-Key")
+
+
+async def tenant(
+    request: Request,
+    svc: Annotated[Service, Depends(service)],
+    _bearer: Annotated[object, Security(BEARER)] = None,
+    _key: Annotated[object, Security(API_KEY)] = None,
+) -> str:
     """The caller's tenant, from its API key; each request is counted against the tenant's rate limit."""
     found = svc.tenancy.tenant_for(request)
     if svc.limiter is not None:
