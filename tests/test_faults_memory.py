@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.apps import serving
 from tests.helpers import wait_until
 from turnstate import Settings
 from turnstate.chat import Chat
@@ -212,4 +213,39 @@ async def test_postgres_down_degrades_recall_and_delays_summaries_until_it_is_ba
     print(
         f"\nFAULT PostgreSQL down: turns={1 + len(down) + 1} (while down {len(down)}, all answered, none with facts), "
         f"summary attempts failed={failures}, then landed (upto {(await store.info('during')).summary_upto})"
+    )
+
+
+async def test_the_service_starts_and_chats_while_postgres_is_down(
+    private_postgres: EmbeddedPostgres, make_settings: Any, key_prefix: str, redis_url: str
+) -> None:
+    """A replica that starts (a deploy, a cold start) during a database outage must still chat."""
+    settings = memory_settings(
+        make_settings, key_prefix, redis_url, private_postgres.url, recall_budget_seconds=10, connect_timeout_seconds=1
+    ).model_copy(update={"auth": "local", "worker_in_service": True, "rate_limit": None})
+    url = private_postgres.url
+    await asyncio.to_thread(private_postgres.stop)
+    async with serving(settings) as api:  # before: MemoryUnavailable, and the service did not start
+        lines = [*FACTFUL[2:], "ok"]
+        for n, line in enumerate(lines):
+            r = await api.post(
+                "/v1/sessions/cold/turns", json={"message": line, "message_id": f"m{n}", "user_id": "ada"}
+            )
+            assert r.status_code == 200 and r.json()["context"]["facts"] == []
+        facts = await api.get("/v1/users/ada/facts")
+        assert facts.status_code == 503 and facts.json()["title"] == "Memory unavailable"
+        assert facts.headers["retry-after"] == "1" and url.split("?")[0] not in facts.text  # no password, no URL
+
+        await asyncio.to_thread(private_postgres.start)
+        r = await api.post("/v1/sessions/cold/turns", json={"message": "ok", "message_id": "m3", "user_id": "ada"})
+        assert r.status_code == 200  # the summary step is due: the worker connects and stores the facts
+
+        async def summarised() -> bool:
+            return bool((await api.get("/v1/sessions/cold")).json()["summary_upto"] > 0)
+
+        await wait_until(summarised, within=60)
+        kept = (await api.get("/v1/users/ada/facts")).json()
+    assert any("Lisbon" in f["text"] for f in kept["facts"])
+    print(
+        "\nFAULT service started with PostgreSQL down: turns=4 answered=4 (no facts), facts API 503, then memory works"
     )

@@ -169,7 +169,7 @@ async def open_memory(settings: Settings, store: Store, model: ChatModel) -> Asy
     try:
         if isinstance(embedder, OfflineEmbedder):
             await embedder.embed_queries(["warm up"])  # its first call loads the model: not during a turn
-        facts = await open_fact_store(settings, embedder.dim, model=embedder.name)
+        facts = await open_fact_store(settings, embedder.dim, model=embedder.name, wait_for_database=True)
         try:
             yield Memory(store, model, summarizer_for(model), extractor_for(model), embedder, facts)
         finally:

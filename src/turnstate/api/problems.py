@@ -26,6 +26,7 @@ from turnstate.api.ratelimit import RateLimited
 from turnstate.api.schemas import ID, MESSAGE_ID, NOT_BLANK
 from turnstate.errors import (
     InvalidInput,
+    MemoryUnavailable,
     ModelError,
     ServerUnavailable,
     SessionBusy,
@@ -33,6 +34,7 @@ from turnstate.errors import (
     TurnstateError,
 )
 from turnstate.keys import ID_RULE, MESSAGE_ID_RULE
+from turnstate.memory.postgres import Unreachable
 
 log = logging.getLogger("turnstate.api")
 
@@ -92,7 +94,7 @@ WHEN = {
     422: "the request does not match the schema, or an id or message is invalid; nothing was stored",
     429: "the tenant is over its rate limit, or the model is rate limited (`Retry-After`)",
     502: "the model failed",
-    503: "the state store is unreachable, or a queued turn waited too long (`Retry-After`)",
+    503: "the state store (or memory's database) is unreachable, or a queued turn waited too long (`Retry-After`)",
     504: "the model timed out",
 }
 
@@ -129,6 +131,8 @@ def describe(exc: BaseException) -> Problem:
         return Problem(409, "Stale turn", str(exc))
     if isinstance(exc, ServerUnavailable):
         return Problem(503, "State store unavailable", str(exc), 1)
+    if isinstance(exc, MemoryUnavailable):  # its database is down (worth a retry) or cannot serve memory
+        return Problem(503, "Memory unavailable", str(exc), 1 if isinstance(exc, Unreachable) else None)
     if isinstance(exc, ModelError):
         status = MODEL_STATUS.get(exc.kind, 502)
         return Problem(status, "Model call failed", str(exc), exc.retry_after, {"kind": exc.kind})

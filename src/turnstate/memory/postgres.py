@@ -14,6 +14,10 @@ from psycopg.conninfo import conninfo_to_dict
 from turnstate.errors import InvalidInput, MemoryUnavailable
 
 
+class Unreachable(MemoryUnavailable):
+    """The database did not answer (refused, timed out, dropped): unlike a schema it refused, this may pass."""
+
+
 class Endpoint:
     """A connection string, and what may be said about it."""
 
@@ -32,12 +36,12 @@ class Endpoint:
 
     @asynccontextmanager
     async def reached(self) -> AsyncIterator[None]:
-        """Re-raise connection failures (refused, timed out, dropped, no pool connection) as MemoryUnavailable."""
+        """Re-raise connection failures (refused, timed out, dropped, no pool connection) as Unreachable."""
         try:
             yield
         except psycopg.OperationalError as exc:
             # `from None`: the chained error is the driver's, and only its redacted text is kept.
-            raise MemoryUnavailable(f"cannot reach PostgreSQL at {self.address}: {self.redact(_reason(exc))}") from None
+            raise Unreachable(f"cannot reach PostgreSQL at {self.address}: {self.redact(_reason(exc))}") from None
 
 
 def _address(params: Mapping[str, object]) -> str:

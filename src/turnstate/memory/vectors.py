@@ -9,6 +9,7 @@ so no call reaches another tenant's rows, whatever ids it is given.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,9 +36,11 @@ from turnstate.memory.facts import (
     fact_from_row,
     normalised,
 )
-from turnstate.memory.postgres import Endpoint
+from turnstate.memory.postgres import Endpoint, Unreachable
 from turnstate.memory.schema import MAX_HNSW_DIM, migrate, names
 from turnstate.servers import EmbeddedPostgres
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SCHEMA = "turnstate"
 MAX_LIST = 1_000
@@ -120,6 +123,8 @@ class FactStore:
         self._max_connections = max_connections
         self._embedded = embedded
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        self._open_on_use = False  # set by open_on_use(): the database was down when the store was opened
+        self._opening = asyncio.Lock()
         ids = names(schema)
         self._sql = {name: sql.SQL(text).format(**ids) for name, text in _SQL.items()}
         self._ids = ids
@@ -160,8 +165,13 @@ class FactStore:
         self._pool = pool
         return self
 
+    def open_on_use(self) -> None:
+        """Open at the first call instead (each call tries until one succeeds): for a database that is down now."""
+        self._open_on_use = True
+
     async def aclose(self) -> None:
         """Close the pool, and let go of the embedded server if this store started it."""
+        self._open_on_use = False
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -340,6 +350,9 @@ class FactStore:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        if self._pool is None and self._open_on_use:
+            async with self._opening:
+                await self.open()
         if self._pool is None:
             raise MemoryUnavailable("the fact store is not open: await store.open() first")
         async with self.endpoint.reached(), self._pool.connection() as conn:
@@ -359,11 +372,15 @@ def _said_before(new: datetime | None, current: datetime | None) -> bool:
     return new is not None and current is not None and new < current
 
 
-async def open_fact_store(settings: Settings, embed_dim: int, *, model: str | None = None) -> FactStore:
+async def open_fact_store(
+    settings: Settings, embed_dim: int, *, model: str | None = None, wait_for_database: bool = False
+) -> FactStore:
     """An open FactStore on TURNSTATE_DATABASE_URL, else on an embedded PostgreSQL in `data_dir/postgres`.
 
     Pass the embedder's name as `model` so a later switch of embedder is refused instead of mixing
-    vectors. Closing the store stops the embedded server when no one else uses it.
+    vectors. Closing the store stops the embedded server when no one else uses it. With
+    `wait_for_database`, a database that does not answer now is not an error: the store opens at
+    its first call that reaches it (a service must start, and chat, while its memory is down).
     """
     url = settings.database_url.get_secret_value() if settings.database_url else None
     embedded = None
@@ -380,6 +397,13 @@ async def open_fact_store(settings: Settings, embed_dim: int, *, model: str | No
         raise
     try:
         return await store.open()
+    except Unreachable as exc:
+        if not wait_for_database:
+            await store.aclose()
+            raise
+        log.warning("%s; long-term memory will connect when it answers (turns go on without it)", exc)
+        store.open_on_use()
+        return store
     except BaseException:
         await store.aclose()
         raise
