@@ -26,7 +26,7 @@ from hypothesis.stateful import (
 )
 from redis.crc import key_slot
 
-from turnstate import InvalidInput, SessionBusy, StaleTurn, Store, Turn, TurnstateError
+from turnstate import InvalidInput, SessionBusy, StaleTurn, Store, Turn
 from turnstate.keys import session_keys, session_of, sessions_pattern, validate_id, validate_message_id
 
 T = TypeVar("T")
@@ -34,8 +34,8 @@ PROFILE = settings(derandomize=True, database=None, deadline=None, suppress_heal
 FORBIDDEN = set("{}:*?[]\\") | {c for c in map(chr, range(0x110000)) if c.isspace()}
 
 # Message ids drawn from a small pool, so repeats (retries) are common. None: the store makes one.
-# No ':' here: a client id such as "m1:reply" can collide with m1's default reply id (see the report).
-IDS = st.one_of(st.none(), st.sampled_from([f"m{n}" for n in range(5)]))
+# "m1:reply" is a reply's id, which no client message may take.
+IDS = st.one_of(st.none(), st.sampled_from([*(f"m{n}" for n in range(5)), "m1:reply"]))
 CONTENT = st.text(min_size=1, max_size=40).filter(lambda s: not s.isspace())
 
 
@@ -106,9 +106,11 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(content=CONTENT, message_id=IDS)
     def begin_turn(self, content: str, message_id: str | None) -> None:
         m = self.model
+        if message_id and message_id.endswith(":reply"):
+            with pytest.raises(InvalidInput, match="name replies"):
+                self.call(self.store.begin_turn(self.session, content, message_id=message_id))
+            return
         prior = m.ids.get(message_id) if message_id else None
-        if prior and prior[1] is not None and prior[1] not in m.msgs:
-            return  # known store bug, test_an_id_outlives_its_summarised_turn below
         if prior and prior[1] is not None:  # answered: the stored reply, nothing changes
             turn = self.call(self.store.begin_turn(self.session, content, message_id=message_id))
             assert turn.resumed and turn.seq == prior[0] and turn.reply is not None
@@ -149,8 +151,6 @@ class StoreMachine(RuleBasedStateMachine):
             with pytest.raises(InvalidInput):
                 self.call(self.store.finish_turn(turn, content))
             return
-        if known[1] is not None and known[1] not in m.msgs:
-            return  # known store bug, test_an_id_outlives_its_summarised_turn below
         if known[1] is not None:  # answered already: the same reply again
             reply = self.call(self.store.finish_turn(turn, content))
             assert reply.seq == known[1] and reply.content == m.msgs[known[1]].content
@@ -180,9 +180,11 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(role=st.sampled_from(["system", "tool"]), content=CONTENT, message_id=IDS)
     def append(self, role: str, content: str, message_id: str | None) -> None:
         m = self.model
+        if message_id and message_id.endswith(":reply"):
+            with pytest.raises(InvalidInput, match="name replies"):
+                self.call(self.store.append(self.session, role, content, message_id=message_id))
+            return
         prior = m.ids.get(message_id) if message_id else None
-        if prior and prior[0] not in m.msgs:
-            return  # known store bug, test_a_duplicate_of_a_summarised_message_cannot_be_appended below
         stored = self.call(self.store.append(self.session, role, content, message_id=message_id))
         if prior:  # a duplicate: the message stored first under this id
             assert stored.seq == prior[0] and stored.content == m.msgs[prior[0]].content
@@ -205,12 +207,14 @@ class StoreMachine(RuleBasedStateMachine):
         assert not self.call(stale)
         assert self.call(self.store.commit_summary(self.session, text, expected_upto=m.upto, new_upto=target))
         m.upto = target
-        # archived messages the summary covers are released, with the ids of turns wholly covered
-        for seq in [s for s in m.msgs if s < m.first_hot and s <= target]:
+        # archived messages the summary covers are released, with their ids, in order; a question
+        # whose reply is not covered yet stays, with all after it, until its reply is
+        for seq in sorted(s for s in m.msgs if s < m.first_hot and s <= target):
+            known = m.ids.get(m.msgs[seq].id)
+            if known and known[1] is not None and known[1] > target:
+                break
             held = m.msgs.pop(seq)
-            known = m.ids.get(held.id)
-            if known and (known[1] or known[0]) <= target:
-                del m.ids[held.id]
+            m.ids.pop(held.id, None)
 
     @invariant()
     def the_store_holds_what_the_model_says(self) -> None:
@@ -246,41 +250,38 @@ async def test_random_operations_keep_every_invariant(make_store: Any) -> None:
     await asyncio.to_thread(run_state_machine_as_test, Machine, settings=machine_settings)
 
 
-# Store bugs this machine found, kept apart (strict xfail) until they are fixed. Both come from
-# commit_summary releasing a turn's question while its reply is past the watermark: the turn's id
-# stays (so a retry still finds the reply), but it names a message no longer held, and when the
-# reply is released later its id is never deleted (the reply is stored as "<id>:reply").
+# Found by this machine, fixed since: commit_summary used to release a turn's question while its
+# reply was past the watermark, leaving the turn's id naming a message no longer held (append then
+# failed to decode it) and never deleting it (a retry got "no longer held"); and a client could take
+# "m1:reply", the id of m1's reply, so one id named two messages.
 
 
-async def _question_released_before_its_reply(store: Store, session: str) -> None:
-    turn = await store.begin_turn(session, "question", message_id="m1")  # seq 1
+async def test_a_question_stays_until_a_summary_covers_its_reply(make_store: Any, session_id: str) -> None:
+    store = make_store(window_messages=1, max_messages=1, summary_every=1)
+    turn = await store.begin_turn(session_id, "question", message_id="m1")  # seq 1
     await store.finish_turn(turn, "answer")  # seq 2; with max_messages=1 the question is archived
-    assert await store.commit_summary(session, "s", expected_upto=0, new_upto=1)  # releases seq 1, keeps m1
-
-
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="store bug: append decodes the '' find() returns")
-async def test_a_duplicate_of_a_summarised_message_cannot_be_appended(make_store: Any, session_id: str) -> None:
-    store = make_store(window_messages=1, max_messages=1, summary_every=1)
-    await _question_released_before_its_reply(store, session_id)
-    await store.append(session_id, "system", "note", message_id="m1")
-
-
-@pytest.mark.xfail(strict=True, raises=TurnstateError, reason="store bug: a summarised turn's id is never deleted")
-async def test_an_id_outlives_its_summarised_turn(make_store: Any, session_id: str) -> None:
-    store = make_store(window_messages=1, max_messages=1, summary_every=1)
-    await _question_released_before_its_reply(store, session_id)
+    assert await store.commit_summary(session_id, "s", expected_upto=0, new_upto=1)
+    assert (await store.info(session_id)).archived == 1  # covered, but its reply is not: held
+    assert (await store.append(session_id, "system", "note", message_id="m1")).content == "question"
+    again = await store.begin_turn(session_id, "question", message_id="m1")
+    assert again.reply is not None and again.reply.content == "answer"
     await store.append(session_id, "system", "note")  # seq 3 moves the reply to the archive
-    assert await store.commit_summary(session_id, "s2", expected_upto=1, new_upto=2)  # releases the reply
-    await store.begin_turn(session_id, "question", message_id="m1")  # "answered, but its reply is no longer held"
+    assert await store.commit_summary(session_id, "s2", expected_upto=1, new_upto=2)
+    assert (await store.info(session_id)).archived == 0  # question and reply released, and the id
+    fresh = await store.begin_turn(session_id, "question", message_id="m1")
+    assert (fresh.seq, fresh.resumed) == (4, False)
 
 
-@pytest.mark.xfail(strict=True, reason="store bug: client ids and default reply ids ('<id>:reply') share a namespace")
-async def test_a_client_id_never_repeats_a_reply_id(store: Store, session_id: str) -> None:
+async def test_no_client_message_takes_a_reply_id(store: Store, session_id: str) -> None:
     turn = await store.begin_turn(session_id, "question", message_id="m1")
     await store.finish_turn(turn, "answer")  # stored as "m1:reply"
-    await store.append(session_id, "system", "note", message_id="m1:reply")
-    ids = [m.id for m in await store.history(session_id)]
-    assert len(set(ids)) == len(ids), ids
+    for attempt in (
+        store.append(session_id, "system", "note", message_id="m1:reply"),
+        store.begin_turn(session_id, "question", message_id="m1:reply"),
+    ):
+        with pytest.raises(InvalidInput, match="name replies"):
+            await attempt
+    assert [m.id for m in await store.history(session_id)] == ["m1", "m1:reply"]
 
 
 # -- ids and keys ------------------------------------------------------------------------------

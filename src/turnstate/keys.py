@@ -15,9 +15,13 @@ from turnstate.errors import InvalidInput
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 ID_RULE = "1-128 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit"
-# Message ids never enter a key name, so they may also hold ':' (as in a default reply id).
+# Message ids never enter a key name, so they may also hold ':' (as in a reply's id).
 MESSAGE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
-MESSAGE_ID_RULE = "1-200 characters from A-Z a-z 0-9 . _ : -, starting with a letter or digit"
+# A reply is stored as "<its question's id>:reply", so no client message may take such an id.
+REPLY_SUFFIX = ":reply"
+MESSAGE_ID_RULE = (
+    f"1-200 characters from A-Z a-z 0-9 . _ : -, starting with a letter or digit, not ending in '{REPLY_SUFFIX}'"
+)
 
 
 def _check(value: object, pattern: re.Pattern[str], rule: str, what: str) -> str:
@@ -34,7 +38,15 @@ def validate_id(value: object, what: str) -> str:
 
 def validate_message_id(value: object) -> str:
     """Return `value` if it is a valid client message id, else raise InvalidInput."""
-    return _check(value, MESSAGE_ID_PATTERN, MESSAGE_ID_RULE, "message id")
+    value = _check(value, MESSAGE_ID_PATTERN, MESSAGE_ID_RULE, "message id")
+    if value.endswith(REPLY_SUFFIX):
+        raise InvalidInput(f"invalid message id {value[:40]!r}: ids ending in '{REPLY_SUFFIX}' name replies")
+    return value
+
+
+def reply_id(message_id: str) -> str:
+    """The id of the reply to the message `message_id`: never a client message's id."""
+    return message_id + REPLY_SUFFIX
 
 
 @dataclass(frozen=True, slots=True)

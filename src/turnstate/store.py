@@ -22,7 +22,7 @@ from turnstate import codec, scripts
 from turnstate.config import Settings
 from turnstate.connection import Client, make_any_client, redacted, unavailable_as
 from turnstate.errors import InvalidInput, SessionBusy, StaleTurn, TurnstateError
-from turnstate.keys import SessionKeys, session_keys, validate_message_id
+from turnstate.keys import SessionKeys, reply_id, session_keys, validate_message_id
 from turnstate.servers import EmbeddedValkey
 from turnstate.tokens import ApproximateCounter, TokenCounter, tokens_for_bytes
 from turnstate.types import ROLES, Message, Policy, Role, SessionInfo, SummaryWork, Turn
@@ -131,8 +131,8 @@ class Store:
             resumed=status != b"new",
         )
 
-    async def finish_turn(self, turn: Turn, content: str, *, message_id: str | None = None) -> Message:
-        """Store the reply to `turn`, once, and release the session for the next turn.
+    async def finish_turn(self, turn: Turn, content: str) -> Message:
+        """Store the reply to `turn` (its id: the question's, plus ":reply"), once, and release the session.
 
         Raises StaleTurn (storing nothing) if a newer turn took over the session's lease.
         Finishing an answered turn again returns the stored reply.
@@ -140,8 +140,8 @@ class Store:
         if turn.reply is not None:
             return turn.reply
         _, keys = self._keys(turn.session, turn.tenant)
-        reply_id = validate_message_id(message_id) if message_id is not None else f"{turn.message_id}:reply"
-        body, tokens = self._body(reply_id, "assistant", content, reply_to=turn.seq)
+        answer_id = reply_id(turn.message_id)
+        body, tokens = self._body(answer_id, "assistant", content, reply_to=turn.seq)
         args = [body, turn.message_id, turn.seq, turn.fence, self._settings_arg()]
         reply = await self._run(scripts.FINISH_TURN, keys, args)
         status = reply[0]
@@ -154,7 +154,7 @@ class Store:
                 f"turn {turn.seq} does not belong to session {turn.session!r} (deleted or foreign, or expired, or"
                 " lost by a server restart without persistence): nothing was stored; begin the turn again"
             )
-        return Message(reply[1], reply_id, "assistant", content, tokens, reply[2], turn.seq)
+        return Message(reply[1], answer_id, "assistant", content, tokens, reply[2], turn.seq)
 
     async def abort_turn(self, turn: Turn) -> bool:
         """Release the turn's lease without a reply; the user message stays, unanswered.
@@ -224,6 +224,8 @@ class Store:
         results = zip(reply[::3], reply[1::3], reply[2::3], strict=True)  # (status, seq or message, ts)
         for (message_id, role, content, tokens), (status, value, ts) in zip(rows, results, strict=True):
             if status == b"duplicate":
+                if not value:  # the id's turn is held, but not this message: never seen in a test
+                    raise TurnstateError(f"message id {message_id!r} was stored before and is no longer held")
                 stored.append(codec.decode(value))
             else:
                 stored.append(Message(value, message_id, cast(Role, role), content, tokens, ts))

@@ -56,8 +56,8 @@ class SyncStore:
     ) -> Turn:
         return self._run(self.store.begin_turn(session, content, message_id=message_id, tenant=tenant, policy=policy))
 
-    def finish_turn(self, turn: Turn, content: str, *, message_id: str | None = None) -> Message:
-        return self._run(self.store.finish_turn(turn, content, message_id=message_id))
+    def finish_turn(self, turn: Turn, content: str) -> Message:
+        return self._run(self.store.finish_turn(turn, content))
 
     def abort_turn(self, turn: Turn) -> bool:
         return self._run(self.store.abort_turn(turn))

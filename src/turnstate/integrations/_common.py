@@ -7,7 +7,8 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from turnstate.keys import MESSAGE_ID_PATTERN, session_of, sessions_pattern
+from turnstate.errors import InvalidInput
+from turnstate.keys import session_of, sessions_pattern, validate_message_id
 from turnstate.store import MAX_BATCH, Store
 from turnstate.sync import SyncStore
 from turnstate.types import Message
@@ -17,9 +18,10 @@ T = TypeVar("T")
 
 def message_id(candidate: object) -> str:
     """The framework's own id when turnstate accepts it (so a re-sent message is stored once), else a fresh one."""
-    if isinstance(candidate, str) and MESSAGE_ID_PATTERN.fullmatch(candidate):
-        return candidate
-    return uuid.uuid4().hex
+    try:
+        return validate_message_id(candidate)
+    except InvalidInput:
+        return uuid.uuid4().hex
 
 
 async def held(store: Store, session: str, tenant: str | None, limit: int | None = None) -> list[Message]:
