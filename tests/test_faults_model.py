@@ -103,3 +103,23 @@ async def test_a_failed_model_call_is_clear_releases_the_session_and_a_retry_ans
     assert [m["id"] for m in stored] == ["m-1", "m-2", "m-2:reply", "m-1:reply"]  # one reply to m-1
     assert stored[3]["reply_to"] == stored[0]["seq"]
     assert len(standin.requests) == 2  # m-2 and the retry of m-1; the last post was answered from the store
+
+
+async def test_a_retry_while_the_first_attempt_still_generates_joins_it(model_service: Any, standin: Any) -> None:
+    """A client that leaves a stream and retries at once gets that generation's reply: no second model call."""
+    sid = f"mf-{uuid.uuid4().hex[:10]}"
+    turn = {"message": "a long answer, please", "message_id": "m-1"}
+    standin.stall(2, after_chunks=1)  # the first attempt generates for 2 s more (the service allows the model 5 s)
+    async with httpx.AsyncClient(base_url=model_service.url, headers=ACME, timeout=20) as api:
+        async with api.stream("POST", f"/v1/sessions/{sid}/turns", json={**turn, "stream": True}) as first:
+            async for line in first.aiter_lines():
+                if line.startswith("event: delta"):
+                    break  # the client goes away mid-stream, and retries at once
+        retry = await api.post(f"/v1/sessions/{sid}/turns", json=turn)
+        streamed = await api.post(f"/v1/sessions/{sid}/turns", json={**turn, "stream": True})
+        stored = (await api.get(f"/v1/sessions/{sid}/messages")).json()["messages"]
+    assert retry.status_code == 200 and retry.json()["resumed"] is True
+    assert retry.json()["reply"]["content"] == DEFAULT_REPLY
+    assert "event: done" in streamed.text
+    assert [m["id"] for m in stored] == ["m-1", "m-1:reply"]
+    assert len(standin.requests) == 1  # one generation, whichever request asked

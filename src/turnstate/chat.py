@@ -14,6 +14,7 @@ the background after the reply is stored, so neither adds a round trip to the tu
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -125,6 +126,8 @@ class Chat:
         self.schedule_summary = schedule_summary
         self._tasks: set[asyncio.Task[Any]] = set()
         self._in_flight = 0  # turns begun here and not yet finished or aborted: leases held
+        # Turns being answered here, by (tenant, session, message id): a client's retry of one joins it.
+        self._answering: dict[tuple[str, str, str], asyncio.Future[ChatResult]] = {}
 
     async def begin(
         self,
@@ -164,6 +167,9 @@ class Chat:
         user_id: str | None = None,
     ) -> ChatResult:
         """A whole turn; raises ModelError (turn aborted, retry resumes it) if the model fails."""
+        joined = await self._join(session, message_id, tenant)
+        if joined is not None:
+            return joined
         begun = await self.begin(session, content, message_id=message_id, tenant=tenant, user_id=user_id)
         if begun.turn.reply is not None:
             return ChatResult(begun.turn, begun.turn.reply, begun.state_seconds, 0.0, begun.facts)
@@ -179,11 +185,53 @@ class Chat:
         user_id: str | None = None,
     ) -> TurnStream:
         """Begin a turn and stream its reply. Errors before the first delta are raised here."""
+        joined = await self._join(session, message_id, tenant)
+        if joined is not None:  # replayed like an answered turn
+            return TurnStream(self, Begun(joined.turn, user_id or session, joined.state_seconds, joined.facts))
         begun = await self.begin(session, content, message_id=message_id, tenant=tenant, user_id=user_id)
         return TurnStream(self, begun)
 
+    async def _join(self, session: str, message_id: str | None, tenant: str | None) -> ChatResult | None:
+        """The outcome of this very turn if this process is answering it now: a client that retries while
+        its first request still runs (it timed out, or left a stream) waits for that answer instead of
+        paying for a second generation (whose deltas would not be the reply stored)."""
+        if message_id is None:
+            return None
+        running = self._answering.get((tenant or self.store.settings.tenant, session, message_id))
+        if running is None:
+            return None
+        try:
+            result = await asyncio.shield(running)
+        except asyncio.CancelledError:
+            if not running.cancelled():
+                raise  # this request was cancelled, not the one it joined
+            return None  # the first attempt was cancelled: this one begins the turn again
+        turn = dataclasses.replace(result.turn, reply=result.reply, resumed=True)
+        return ChatResult(turn, result.reply, 0.0, 0.0, result.facts)
+
     async def answer(self, begun: Begun, *, on_delta: Callable[[str], None] | None = None) -> ChatResult:
         """Run the model on a begun turn and store its reply; abort the turn if the model fails."""
+        turn = begun.turn
+        key = (turn.tenant, turn.session, turn.message_id)
+        outcome: asyncio.Future[ChatResult] = asyncio.get_running_loop().create_future()
+        self._answering.setdefault(key, outcome)
+        try:
+            result = await self._answer(begun, on_delta)
+        except asyncio.CancelledError:
+            outcome.cancel()
+            raise
+        except BaseException as exc:
+            outcome.set_exception(exc)
+            outcome.exception()  # retrieved: whoever joined has it; unjoined, it is the caller's to handle
+            raise
+        else:
+            outcome.set_result(result)
+            return result
+        finally:
+            if self._answering.get(key) is outcome:
+                del self._answering[key]
+
+    async def _answer(self, begun: Begun, on_delta: Callable[[str], None] | None) -> ChatResult:
         turn = begun.turn
         try:
             started = time.perf_counter()
