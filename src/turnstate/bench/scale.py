@@ -45,6 +45,7 @@ from turnstate.store import Store, open_store
 from turnstate.worker import memory_docket, summarize_session, summary_key
 
 POLL_SECONDS = 0.5
+TRANSPORT_RETRIES = 3
 WORKERS_READY_SECONDS = 60.0
 FACTS = (
     "My name is Ada Lovelace.",
@@ -132,12 +133,24 @@ def answer_of(body: Any, streamed: str | None) -> Answer:
         raise TurnFailed(f"unexpected answer: {str(body)[:300]}") from exc
 
 
-async def send(http: httpx.AsyncClient, session: str, request: Request, out: list[Sent]) -> None:
-    """One request; what it was told goes to `out` (answer None if it failed, which then raises)."""
+async def send(http: httpx.AsyncClient, service: str, session: str, request: Request, load: Load) -> None:
+    """One request to `service`; what it was told goes to `load.sent` (answer None: it failed, and this raises).
+
+    A request whose connection broke (the server closing an idle keep-alive connection as it was
+    reused, typically) is sent again with the same message id, as a client would: that is what
+    the ids are for, and the checker verifies it stored the turn once.
+    """
     body = {"message": request.content, "message_id": request.message_id, "stream": request.stream}
     answer = None
     try:
-        response = await http.post(f"/v1/sessions/{session}/turns", json=body)
+        for attempt in range(TRANSPORT_RETRIES + 1):
+            try:
+                response = await http.post(f"{service}/v1/sessions/{session}/turns", json=body)
+                break
+            except httpx.TransportError:
+                if attempt == TRANSPORT_RETRIES:
+                    raise
+                load.resent += 1
         if response.status_code != 200:
             raise TurnFailed(f"HTTP {response.status_code}: {response.text[:300]}")
         if request.stream:
@@ -148,7 +161,7 @@ async def send(http: httpx.AsyncClient, session: str, request: Request, out: lis
         else:
             answer = answer_of(response.json(), None)
     finally:
-        out.append(Sent(session, request.message_id, request.content, answer))
+        load.sent.append(Sent(session, request.message_id, request.content, answer))
 
 
 @dataclass
@@ -157,19 +170,26 @@ class Load:
 
     sent: list[Sent] = field(default_factory=list)
     tally: Tally = field(default_factory=Tally)
+    resent: int = 0  # requests sent again after their connection broke
     seconds: float = 0.0
 
 
-async def drive(config: ScaleConfig, clients: Sequence[httpx.AsyncClient], names: Sequence[str]) -> Load:
-    """Every session's plan, `config.concurrency` sessions at a time."""
+async def drive(config: ScaleConfig, services: Sequence[str], names: Sequence[str]) -> Load:
+    """Every session's plan, `config.concurrency` sessions at a time.
+
+    Each session has an HTTP client of its own, as separate users would: one pool shared by
+    hundreds of sessions costs the client CPU that grows with its connections (httpcore's pool
+    scans them per request), and the load generator, not the service, became the bottleneck.
+    """
     load, gate = Load(), asyncio.Semaphore(config.concurrency)
+    most = 2 * config.race_width  # requests of one step at once: a race, each perhaps duplicated
 
     async def session(n: int) -> None:
-        async with gate:
+        async with gate, http_client("", most) as http:
             for step in plan(config, n):
                 await asyncio.gather(
                     *(
-                        load.tally.time(functools.partial(send, clients[r.service], names[n], r, load.sent))
+                        load.tally.time(functools.partial(send, http, services[r.service], names[n], r, load))
                         for r in step
                     )
                 )
@@ -270,6 +290,7 @@ class ScaleResult:
     check: Check
     latency: Timing  # answered requests; failures counted, never timed
     requests: int
+    resent: int  # requests sent again with their message id after their connection broke
     summary_jobs: int  # summary jobs the workers ran
     prefix: str  # of every key the run wrote (and deleted)
     load_seconds: float
@@ -303,8 +324,7 @@ async def run_scale(settings: Settings, config: ScaleConfig) -> ScaleResult:
         docket = await stack.enter_async_context(memory_docket(run, store))
         docket.register(summarize_session)  # so its snapshots can name the queued jobs
         processes = await stack.enter_async_context(fleet(run, config, docket, log_dir))
-        clients = [await stack.enter_async_context(http_client(s.url, config.concurrency)) for s in processes.services]
-        load = await drive(config, clients, names)
+        load = await drive(config, [s.url for s in processes.services], names)
         waited = await drain(docket, processes, config.drain_seconds)
         check = await check_sessions(store, load.sent)
         jobs = await summary_jobs(store, docket, run.tenant)
@@ -316,6 +336,7 @@ async def run_scale(settings: Settings, config: ScaleConfig) -> ScaleResult:
         latency=load.tally.timing(),
         max_ms=max(load.tally.samples, default=0) / 1e6,
         requests=len(load.sent),
+        resent=load.resent,
         summary_jobs=jobs,
         prefix=prefix,
         load_seconds=load.seconds,
@@ -348,6 +369,7 @@ def render_markdown(r: ScaleResult) -> str:
         f"| turns sent (distinct message ids) | {k.turns} |",
         f"| requests (with races, duplicates, retries) | {r.requests} |",
         f"| turns acknowledged | {k.acknowledged} |",
+        f"| requests sent again after their connection broke (same message id) | {r.resent} |",
         f"| requests failed | {t.failures} |",
         f"| turns retried (answered more than once) | {k.retried} |",
         f"| messages stored / still held / under the watermarks | {k.stored} / {k.held} / {k.summarized} |",
