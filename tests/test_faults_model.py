@@ -3,7 +3,7 @@
 Whatever the failure, the client gets a clear answer (problem+json 502/504, or an `error` event),
 the user message stays stored and unanswered, the session's lease is released (the next turn
 runs at once, though a held lease would block it for a minute), and a retry with the same
-message_id stores exactly one reply. The service here gives the model 1 s, so timeouts are quick.
+message_id stores exactly one reply. The service here gives the model 2 s, so timeouts are quick.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ ACME = {"Authorization": "Bearer key-acme"}
 def impatient_service(
     redis_url: str, standin_api: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
-    """The service in front of the stand-in: no SDK retries, 1 s for the model, 60 s leases, 0.5 s queue wait."""
+    """The service in front of the stand-in: no SDK retries, 2 s for the model, 60 s leases, 0.5 s queue wait."""
     service = ServiceProcess(
         redis_url,
         f"mf{uuid.uuid4().hex[:10]}",
@@ -34,7 +34,7 @@ def impatient_service(
         OPENAI_BASE_URL=standin_api.base_url,
         OPENAI_API_KEY="sk-test",
         TURNSTATE_MODEL_MAX_RETRIES="0",
-        TURNSTATE_MODEL_TIMEOUT_SECONDS="1",
+        TURNSTATE_MODEL_TIMEOUT_SECONDS="2",  # a timeout, yet ample for a healthy answer on a busy machine
         TURNSTATE_LEASE_SECONDS="60",
         TURNSTATE_QUEUE_WAIT_SECONDS="0.5",
     )
@@ -46,7 +46,7 @@ def inject(standin: Any, fault: str) -> None:
     if fault == "error-500":
         standin.fail(500)
     elif fault == "timeout":
-        standin.stall(30)  # far past the service's 1 s: the SDK gives up
+        standin.stall(30)  # far past the service's 2 s: the SDK gives up
     elif fault == "stalls-mid-stream":
         standin.stall(30, after_chunks=1)
     elif fault == "dropped-mid-stream":
