@@ -116,3 +116,44 @@ def test_memory_commands(cli_env: dict[str, str], database_url: str, monkeypatch
     )
     assert "forgot 1 facts" in runner.invoke(app, ["memory", "delete", "cli-user", "--tenant", tenant]).stdout
     assert "no facts about cli-user" in runner.invoke(app, ["memory", "list", "cli-user", "--tenant", tenant]).stdout
+
+
+def test_the_worker_logs_the_summaries_it_commits(
+    cli_env: dict[str, str], database_url: str, key_prefix: str, tmp_path: Any
+) -> None:
+    env = {
+        **os.environ,
+        **cli_env,
+        "TURNSTATE_MEMORY": "true",
+        "TURNSTATE_DATABASE_URL": database_url,
+        "TURNSTATE_TENANT": key_prefix,
+        "TURNSTATE_DATA_DIR": str(tmp_path),
+        "TURNSTATE_WINDOW_MESSAGES": "2",
+        "TURNSTATE_MAX_MESSAGES": "4",
+        "TURNSTATE_SUMMARY_EVERY": "2",
+    }
+    settings = Settings(
+        redis_url=cli_env["TURNSTATE_REDIS_URL"], key_prefix=key_prefix, tenant=key_prefix, window_messages=2,
+        max_messages=4, summary_every=2, database_url=database_url,
+    )  # fmt: skip
+
+    async def leave_a_step_due() -> None:
+        from turnstate.store import open_store
+        from turnstate.worker import enqueue_summary, memory_docket
+
+        async with await open_store(settings=settings) as store, memory_docket(settings, store) as docket:
+            await store.append_many("logged", [("user", f"line {n}") for n in range(5)])
+            await enqueue_summary(docket, key_prefix, "logged", "ada", 0, 0)
+
+    asyncio.run(leave_a_step_due())
+    done = subprocess.run(
+        [sys.executable, "-m", "turnstate", "worker", "--until-finished"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"INFO turnstate.worker: summary of {key_prefix}/logged up to 3: committed" in done.stderr, done.stderr
+    quiet = subprocess.run(
+        [sys.executable, "-m", "turnstate", "worker", "--until-finished"],
+        env={**env, "TURNSTATE_LOG_LEVEL": "WARNING"}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "INFO turnstate" not in quiet.stderr

@@ -7,6 +7,7 @@ Every option can also be set by the environment variable named in its help (the 
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +32,12 @@ def settings_with(**overrides: object) -> Settings:
     """Settings from the environment, with the options given on the command line on top."""
     values = {k: v for k, v in overrides.items() if v is not None}
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def log_to_stderr(settings: Settings) -> None:
+    """Show turnstate's own log lines (summaries committed, jobs retried, recall skipped) on stderr."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("turnstate").setLevel(settings.log_level)
 
 
 def run(coro: object) -> None:
@@ -58,6 +65,7 @@ def serve(
     from turnstate.api import create_app
 
     settings = settings_with(host=host, port=port, redis_url=redis_url, worker_in_service=worker)
+    log_to_stderr(settings)
     base = f"http://{host}:{port}"
     console.print(f"turnstate {__version__} on {base}  (OpenAPI: {base}/docs)")
     console.print(
@@ -115,6 +123,7 @@ def worker(
     from turnstate.worker import run_worker
 
     settings = settings_with(redis_url=redis_url, worker_concurrency=concurrency)
+    log_to_stderr(settings)
     console.print(f"turnstate memory worker ({concurrency} at once); Ctrl-C stops it")
     run(run_worker(settings, until_finished=until_finished))
 

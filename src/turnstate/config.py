@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     recall_tokens: int = Field(default=400, ge=0, description="tokens of recalled facts in a prompt, at most")
     worker_in_service: bool = Field(default=False, description="run the memory worker inside `turnstate serve`")
     worker_concurrency: int = Field(default=4, ge=1, le=256, description="memory jobs a worker runs at once")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="what `turnstate serve` and `turnstate worker` log of turnstate's own work"
+    )
     worker_redelivery_seconds: float = Field(
         default=300.0, gt=0, description="a job whose worker went silent this long is given to another"
     )
