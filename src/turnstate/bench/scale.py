@@ -79,10 +79,14 @@ class ScaleConfig:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    message_id: str
+    turn: int
     content: str
-    service: int
+    service: int  # index of the service process it goes to
     stream: bool
+
+    @property
+    def message_id(self) -> str:
+        return f"m{self.turn}"
 
 
 def text_of(session: int, turn: int) -> str:
@@ -101,16 +105,16 @@ def plan(config: ScaleConfig, session: int) -> list[list[Request]]:
         nonlocal sent
         sent += 1
         stream = rng.random() < config.streaming
-        return Request(f"m{turn}", text_of(session, turn), (session + sent) % config.services, stream)
+        return Request(turn, text_of(session, turn), (session + sent) % config.services, stream)
 
     steps: list[list[Request]] = []
     turn = 0
     while turn < config.turns:
         step = [request(t) for t in range(turn, turn + (width if turn == race_at else 1))]
-        step += [request(int(r.message_id[1:])) for r in list(step) if rng.random() < config.duplicates]
+        step += [request(r.turn) for r in list(step) if rng.random() < config.duplicates]
         steps.append(step)
-        steps += [[request(int(r.message_id[1:]))] for r in step if rng.random() < config.retries]
-        turn += len({r.message_id for r in step})
+        steps += [[request(r.turn)] for r in step if rng.random() < config.retries]
+        turn += len({r.turn for r in step})
     return steps
 
 
@@ -227,8 +231,11 @@ class Fleet:
     services: list[ServiceProcess]
     workers: list[WorkerProcess]
 
-    def dead(self) -> list[str]:
-        return [p.log.name for p in [*self.services, *self.workers] if not p.alive()]
+    def check_alive(self, when: str) -> None:
+        """Raise if a process has exited, with the end of its log (the log directory goes with the run)."""
+        for p in [*self.services, *self.workers]:
+            if not p.alive():
+                raise RuntimeError(f"{p.log.name} exited {when}: {p.log.read_text()[-2000:]}")
 
 
 @asynccontextmanager
@@ -241,18 +248,20 @@ async def fleet(run: Settings, config: ScaleConfig, docket: Docket, log_dir: Pat
             worker = WorkerProcess(log_dir, str(n), clean=True, **env)
             stack.callback(worker.stop)
             started.workers.append(worker)
-        for service in await asyncio.gather(
+        services = await asyncio.gather(
             *(asyncio.to_thread(ServiceProcess, log_dir, clean=True, **env) for _ in range(config.services)),
             return_exceptions=True,
-        ):
-            if isinstance(service, BaseException):
-                raise service
-            stack.callback(service.stop)
-            started.services.append(service)
+        )
+        for service in services:
+            if isinstance(service, ServiceProcess):
+                stack.callback(service.stop)
+                started.services.append(service)
+        for failed in services:
+            if isinstance(failed, BaseException):
+                raise failed
         async with asyncio.timeout(WORKERS_READY_SECONDS):
             while len(await docket.workers()) < config.workers:
-                if dead := started.dead():
-                    raise RuntimeError(f"{', '.join(dead)} exited at start-up: see {log_dir}")
+                started.check_alive("at start-up")
                 await asyncio.sleep(POLL_SECONDS)
         yield started
 
@@ -268,8 +277,7 @@ async def drain(docket: Docket, processes: Fleet, seconds: float) -> float | Non
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
             while idle < 2:
-                if dead := processes.dead():
-                    raise RuntimeError(f"{', '.join(dead)} died during the run")
+                processes.check_alive("during the run")
                 snapshot = await docket.snapshot()
                 idle = idle + 1 if snapshot.total_tasks == 0 and not snapshot.running else 0
                 await asyncio.sleep(POLL_SECONDS)
