@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from turnstate import Message, Store, TurnstateError
-from turnstate.errors import InvalidInput, ServerUnavailable
+from turnstate.errors import ServerUnavailable, TurnGone
 from turnstate.servers import EmbeddedValkey
 
 CALLER_BACKOFF_SECONDS = 0.05  # between a caller's own retries, so a down server is not hammered
@@ -91,7 +91,7 @@ async def careful_turn(
         await during(session, n)
         try:
             reply = await _step(tally, functools.partial(store.finish_turn, turn, f"answer to question {n}"))
-        except InvalidInput as exc:  # "deleted or foreign": the server lost the session under us
+        except TurnGone as exc:  # the server lost the session under us
             tally.error(exc)
             continue
         tally.acked[reply.id] = (reply.seq, generation())

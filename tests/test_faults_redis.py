@@ -154,8 +154,8 @@ async def test_a_crash_without_persistence_gives_clear_errors_and_no_corruption(
     assert (lost_since, duplicated) == (0, 0)  # all that was acknowledged after the restart is kept
     assert lost_before > 0  # and what came before is gone, as documented: there was no persistence
     # Callers saw the outage, then turns whose session the server had lost, as turnstate errors.
-    assert set(tally.errors) <= {"ServerUnavailable", "InvalidInput"} and tally.errors["ServerUnavailable"] > 0
-    assert all("cannot reach" in m or "deleted or foreign" in m for m in tally.messages)
+    assert set(tally.errors) <= {"ServerUnavailable", "TurnGone"} and tally.errors["ServerUnavailable"] > 0
+    assert all("cannot reach" in m or "no longer holds" in m for m in tally.messages)
 
 
 async def test_connections_killed_under_running_turns_are_retried_safely(

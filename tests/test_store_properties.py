@@ -26,7 +26,7 @@ from hypothesis.stateful import (
 )
 from redis.crc import key_slot
 
-from turnstate import InvalidInput, SessionBusy, StaleTurn, Store, Turn
+from turnstate import InvalidInput, SessionBusy, StaleTurn, Store, Turn, TurnGone
 from turnstate.keys import session_keys, session_of, sessions_pattern, validate_id, validate_message_id
 
 T = TypeVar("T")
@@ -147,8 +147,12 @@ class StoreMachine(RuleBasedStateMachine):
         m = self.model
         turn = self.open.pop(pick % len(self.open))
         known = m.ids.get(turn.message_id)
-        if known is None or known[0] != turn.seq:  # its id was forgotten once a summary covered it
-            with pytest.raises(InvalidInput):
+        if known is None:  # its id was forgotten once a summary covered it
+            with pytest.raises(TurnGone):
+                self.call(self.store.finish_turn(turn, content))
+            return
+        if known[0] != turn.seq:  # forgotten, then taken by a newer message
+            with pytest.raises(InvalidInput, match="does not belong"):
                 self.call(self.store.finish_turn(turn, content))
             return
         if known[1] is not None:  # answered already: the same reply again

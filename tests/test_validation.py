@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from turnstate import InvalidInput, ServerUnavailable, Settings, Store, connect
+from turnstate import InvalidInput, ServerUnavailable, Settings, Store, TurnGone, connect
 
 BAD_IDS = ["", "{x}", "a:b", "a*", "a b", "tab\there", "new\nline", "-leading-dash", "x" * 129, "é", "a}b{"]
 
@@ -63,10 +63,13 @@ async def test_a_foreign_turn_cannot_be_finished_elsewhere(store: Store, session
     turn = await store.begin_turn(session_id, "mine", message_id="m-1")
     other = await store.begin_turn(f"{session_id}-other", "theirs", message_id="m-9")
     forged = type(turn)(**{**{f: getattr(turn, f) for f in turn.__slots__}, "message_id": other.message_id})
+    with pytest.raises(TurnGone):  # its id names no turn of this session: as if deleted
+        await store.finish_turn(forged, "reply to the wrong turn")
+    await store.append(session_id, "system", "an id that names another message", message_id="m-9")
     with pytest.raises(InvalidInput, match="does not belong"):
         await store.finish_turn(forged, "reply to the wrong turn")
     await store.delete(session_id)
-    with pytest.raises(InvalidInput, match="deleted or foreign"):
+    with pytest.raises(TurnGone, match="no longer holds turn 1"):
         await store.finish_turn(turn, "reply to a deleted session")
     assert await store.history(session_id) == []
     assert len(await store.history(f"{session_id}-other")) == 1

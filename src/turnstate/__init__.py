@@ -9,6 +9,7 @@ from turnstate.errors import (
     ServerUnavailable,
     SessionBusy,
     StaleTurn,
+    TurnGone,
     TurnstateError,
 )
 from turnstate.store import Store, connect
@@ -37,6 +38,7 @@ __all__ = [
     "SyncStore",
     "TokenCounter",
     "Turn",
+    "TurnGone",
     "TurnstateError",
     "__version__",
     "connect",

@@ -30,6 +30,11 @@ class StaleTurn(TurnstateError):
     """A turn's lease was taken over by a newer turn; its reply was refused and nothing was stored."""
 
 
+class TurnGone(TurnstateError):
+    """The session no longer holds the turn being finished: deleted, expired, or lost by a server
+    restart without persistence. Nothing was stored; begin the turn again (the same message id)."""
+
+
 class ServerUnavailable(TurnstateError, ConnectionError):
     """The Redis-protocol server could not be reached (the message names the address, never credentials)."""
 

@@ -21,7 +21,7 @@ from redis.exceptions import AskError
 from turnstate import codec, scripts
 from turnstate.config import Settings
 from turnstate.connection import Client, make_any_client, redacted, unavailable_as
-from turnstate.errors import InvalidInput, SessionBusy, StaleTurn, TurnstateError
+from turnstate.errors import InvalidInput, SessionBusy, StaleTurn, TurnGone, TurnstateError
 from turnstate.keys import SessionKeys, reply_id, session_keys, validate_message_id
 from turnstate.servers import EmbeddedValkey
 from turnstate.tokens import ApproximateCounter, TokenCounter, tokens_for_bytes
@@ -149,11 +149,13 @@ class Store:
             return codec.decode(reply[1])
         if status == b"stale":
             raise StaleTurn(f"turn {turn.seq} of session {turn.session!r} lost its lease to a newer turn")
-        if status == b"unknown":
-            raise InvalidInput(
-                f"turn {turn.seq} does not belong to session {turn.session!r} (deleted or foreign, or expired, or"
-                " lost by a server restart without persistence): nothing was stored; begin the turn again"
+        if status == b"gone":
+            raise TurnGone(
+                f"session {turn.session!r} no longer holds turn {turn.seq} (deleted, expired, or lost by a server"
+                " restart without persistence): nothing was stored; begin the turn again"
             )
+        if status == b"unknown":
+            raise InvalidInput(f"turn {turn.seq} does not belong to session {turn.session!r}: nothing was stored")
         return Message(reply[1], answer_id, "assistant", content, tokens, reply[2], turn.seq)
 
     async def abort_turn(self, turn: Turn) -> bool:

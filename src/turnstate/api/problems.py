@@ -1,9 +1,10 @@
 """Errors as JSON problem details (RFC 9457), never stack traces.
 
 Each turnstate error maps to one status: bad input 422, busy 409 (policy reject) or 503 with
-Retry-After (a queued turn waited too long), a stale turn 409, the server or the model unreachable
-502/503/504, rate limits 429 with Retry-After. On the OpenAI-compatible endpoint the same errors
-take OpenAI's shape (`{"error": {"message", "type", "code"}}`), which its SDKs read.
+Retry-After (a queued turn waited too long), a stale turn or one the server no longer holds 409,
+the server or the model unreachable 502/503/504, rate limits 429 with Retry-After. On the
+OpenAI-compatible endpoint the same errors take OpenAI's shape (`{"error": {"message", "type",
+"code"}}`), which its SDKs read.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from turnstate.errors import (
     ServerUnavailable,
     SessionBusy,
     StaleTurn,
+    TurnGone,
     TurnstateError,
 )
 from turnstate.keys import ID_RULE, MESSAGE_ID_RULE
@@ -89,7 +91,7 @@ WHEN = {
     400: "no session named (X-Session-Id or `user`)",
     401: "no API key, or an unknown one",
     404: "no such session, fact or user memory (or memory is off)",
-    409: "the session is busy (policy `reject`), or the turn went stale",
+    409: "the session is busy (policy `reject`), or the turn went stale or is gone (begin it again)",
     413: "the body is over `max_request_bytes`",
     422: "the request does not match the schema, or an id or message is invalid; nothing was stored",
     429: "the tenant is over its rate limit, or the model is rate limited (`Retry-After`)",
@@ -129,6 +131,8 @@ def describe(exc: BaseException) -> Problem:
         return Problem(503 if exc.waited else 409, "Session busy", str(exc), exc.retry_after)
     if isinstance(exc, StaleTurn):
         return Problem(409, "Stale turn", str(exc))
+    if isinstance(exc, TurnGone):
+        return Problem(409, "Turn gone", str(exc))
     if isinstance(exc, ServerUnavailable):
         return Problem(503, "State store unavailable", str(exc), 1)
     if isinstance(exc, MemoryUnavailable):  # its database is down (worth a retry) or cannot serve memory

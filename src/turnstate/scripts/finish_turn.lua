@@ -1,11 +1,12 @@
 -- finish_turn: store the assistant reply to a begun turn, once, and release the lease.
 -- ARGV: 1 body  2 user message id  3 user seq  4 fence (0: policy interleave, no lease)
 --       5 settings (see settings() in _lib.lua)
--- Returns {'ok', reply seq, ts, due} | {'answered', reply} | {'stale'} | {'unknown'}
+-- Returns {'ok', reply seq, ts, due} | {'answered', reply} | {'stale'} | {'gone'} (the session
+-- no longer holds the turn) | {'unknown'} (its id names another message: a foreign turn)
 
 local prior = redis.call('HGET', KEYS[4], ARGV[2])
 if not prior then
-  return {'unknown'}
+  return {'gone'}
 end
 local seq, reply_seq = parse_id(prior)
 if seq ~= tonumber(ARGV[3]) then
