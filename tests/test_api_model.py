@@ -123,3 +123,18 @@ async def test_a_queued_turn_past_its_wait_limit_gets_503(model_service: Any, st
         r = await api.post(f"/v1/sessions/{sid}/turns", json={"message": "waits"})
         assert r.status_code == 503 and "retry-after" in r.headers
         assert (await slow).status_code == 200
+
+
+async def test_a_turn_whose_session_is_deleted_while_it_generates_gets_409(
+    model_service: Any, standin: Any, sid: str
+) -> None:
+    standin.stall(1.0)
+    async with client(model_service) as api:
+        slow = asyncio.create_task(api.post(f"/v1/sessions/{sid}/turns", json={"message": "slow", "message_id": "m-1"}))
+        await wait_until(lambda: busy(api, sid))
+        assert (await api.delete(f"/v1/sessions/{sid}")).status_code == 204
+        gone = await slow
+        assert gone.status_code == 409 and gone.json()["title"] == "Turn gone", gone.text
+        assert await messages(api, sid) == []  # the reply was not stored into the deleted session
+        again = await api.post(f"/v1/sessions/{sid}/turns", json={"message": "slow", "message_id": "m-1"})
+        assert again.status_code == 200 and again.json()["seq"] == 1
