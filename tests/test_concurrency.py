@@ -8,9 +8,11 @@ import sys
 from typing import Any
 
 import pytest
+from redis.asyncio.cluster import RedisCluster
 
 from tests.helpers import assert_consistent, one_turn
 from turnstate import SessionBusy, StaleTurn, Store
+from turnstate.keys import session_keys
 
 RACERS = 16
 
@@ -115,12 +117,22 @@ async def test_a_queued_retry_answered_meanwhile_passes_its_wake_up_on(
     # answered and takes no lease; the second message must not wait for a release that never comes.
     store: Store = make_store(lease_seconds=300, queue_wait_seconds=300)
     holder = await store.begin_turn(session_id, "first", message_id="h")
+    wake = session_keys(store.settings.key_prefix, store.settings.tenant, session_id).wake
+
+    async def blocked_clients() -> int:
+        """Clients blocked on the server holding the session (on a cluster, its slot's node)."""
+        if isinstance(client, RedisCluster):
+            await client.initialize()  # learns the slots on first use
+            info = await client.info("clients", target_nodes=client.get_node_from_key(wake))
+        else:
+            info = await client.info("clients")
+        return int(info["blocked_clients"])
 
     async def queued(message_id: str) -> asyncio.Task[Any]:
-        blocked = (await client.info("clients"))["blocked_clients"]
+        blocked = await blocked_clients()
         task = asyncio.create_task(store.begin_turn(session_id, f"message {message_id}", message_id=message_id))
         async with asyncio.timeout(10):  # blocked in this order, woken in this order
-            while (await client.info("clients"))["blocked_clients"] <= blocked:  # noqa: ASYNC110 - server state
+            while await blocked_clients() <= blocked:  # noqa: ASYNC110 - server state
                 await asyncio.sleep(0.01)
         return task
 
