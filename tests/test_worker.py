@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from turnstate.llm import OfflineModel
 from turnstate.memory.recall import Recall
 from turnstate.store import open_store
 from turnstate.worker import (
+    SUMMARY_RETRY,
     Memory,
     SummaryScheduler,
     enqueue_summary,
@@ -265,3 +267,9 @@ async def test_a_job_naming_an_older_watermark_still_folds_what_has_left_the_win
         await summarize_session(memory_settings.tenant, "stale", "ada", 0, memory)
     info = await memory.store.info("stale")
     assert 0 < first < info.summary_upto == info.last_seq - memory_settings.window_messages
+
+
+def test_a_failing_summary_step_is_retried_for_about_an_hour() -> None:
+    # an outage of PostgreSQL, the embedder or the model shorter than this costs no summary step
+    delays = [min(SUMMARY_RETRY.delay * 2**n, SUMMARY_RETRY.maximum_delay) for n in range(SUMMARY_RETRY.attempts - 1)]
+    assert 50 * 60 <= sum(delays, timedelta()).total_seconds() <= 70 * 60

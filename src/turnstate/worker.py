@@ -58,13 +58,19 @@ def current_memory() -> Memory:
     return _current
 
 
+# A failed summary step (PostgreSQL, the embedder or the model down) is tried again 1 s, 2 s, 4 s ...
+# later, at most 5 minutes apart: 20 attempts span about an hour, so an outage that long costs no
+# step even in a session that has gone quiet (a session still talking enqueues it at its next turn).
+SUMMARY_RETRY = ExponentialRetry(attempts=20, minimum_delay=timedelta(seconds=1), maximum_delay=timedelta(minutes=5))
+
+
 async def summarize_session(
     tenant: str,
     session: str,
     user_id: str,
     upto: int,
     memory: Memory = Depends(current_memory),
-    retry: ExponentialRetry = ExponentialRetry(attempts=8, minimum_delay=timedelta(seconds=1)),
+    retry: ExponentialRetry = SUMMARY_RETRY,
 ) -> None:
     """Summary steps from the session's watermark as it is now, each committed by CAS, until every
     message that has left the window is folded.
