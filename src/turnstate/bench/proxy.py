@@ -122,6 +122,9 @@ class DelayProxy:
         try:
             while data := await src.read(READ_BYTES):
                 self._count(data, link, up=up)
+                if not self._passes(data, link, up=up):
+                    dst.close()  # the far side sees its connection drop, with nothing more
+                    return
                 if held is not None:
                     held.put_nowait((loop.time() + self.delay, data))
                 else:
@@ -149,6 +152,10 @@ class DelayProxy:
                 await asyncio.sleep(wait)
             dst.write(data)
             await dst.drain()
+
+    def _passes(self, data: bytes, link: _Link, *, up: bool) -> bool:
+        """Whether `data` goes on; a proxy that injects faults (tests/fault_proxy.py) says no."""
+        return True
 
     def _count(self, data: bytes, link: _Link, *, up: bool) -> None:
         if up:
