@@ -68,17 +68,13 @@ async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     await c.aclose()
 
 
-@pytest.fixture
-async def make_store(redis_url: str, make_settings: Any) -> AsyncIterator[Any]:
-    """Build Stores on the test server; all are closed after the test."""
+async def _stores_on(url: str, make_settings: Any) -> AsyncIterator[Any]:
+    """A factory of Stores on `url` (plain or `redis+cluster://`); all are closed afterwards."""
     opened: list[Store] = []
 
     def make(**overrides: Any) -> Store:
         store = Store(
-            make_any_client(redis_url, connect_timeout=5),
-            make_settings(**overrides),
-            address=redacted(redis_url),
-            url=redis_url,
+            make_any_client(url, connect_timeout=5), make_settings(**overrides), address=redacted(url), url=url
         )
         opened.append(store)
         return store
@@ -86,6 +82,13 @@ async def make_store(redis_url: str, make_settings: Any) -> AsyncIterator[Any]:
     yield make
     for store in opened:
         await store.aclose()
+
+
+@pytest.fixture
+async def make_store(redis_url: str, make_settings: Any) -> AsyncIterator[Any]:
+    """Build Stores on the test server; all are closed after the test."""
+    async for make in _stores_on(redis_url, make_settings):
+        yield make
 
 
 @pytest.fixture
@@ -181,17 +184,9 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def memory_service(request: pytest.FixtureRequest, database_url: str) -> Iterator[Any]:
     """The service with long-term memory and its worker in-process, small windows to summarise soon."""
-    yield from _service(
-        request,
-        "memory",
-        TURNSTATE_MEMORY="true",
-        TURNSTATE_DATABASE_URL=database_url,
-        TURNSTATE_WORKER_IN_SERVICE="true",
-        TURNSTATE_WINDOW_MESSAGES="4",
-        TURNSTATE_MAX_MESSAGES="6",
-        TURNSTATE_SUMMARY_EVERY="2",
-        TURNSTATE_RECALL_BUDGET_SECONDS="5",
-    )
+    from tests.service import memory_env
+
+    yield from _service(request, "memory", **memory_env(database_url))
 
 
 @pytest.fixture(scope="session")
@@ -210,20 +205,8 @@ def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture
 async def make_cluster_store(valkey_cluster: Any, make_settings: Any) -> AsyncIterator[Any]:
     """Build Stores on the test cluster (through a `redis+cluster://` URL); all are closed after the test."""
-    from turnstate.connection import make_any_client
-
-    opened: list[Store] = []
-    url = valkey_cluster.url
-
-    def make(**overrides: Any) -> Store:
-        client = make_any_client(url, connect_timeout=5)
-        store = Store(client, make_settings(**overrides), address=redacted(url), url=url)
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        await store.aclose()
+    async for make in _stores_on(valkey_cluster.url, make_settings):
+        yield make
 
 
 @pytest.fixture

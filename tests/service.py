@@ -10,6 +10,19 @@ from turnstate.bench.process import ServiceProcess as _ServiceProcess
 KEYS = {"key-acme": "acme", "key-globex": "globex"}
 
 
+def memory_env(database_url: str) -> dict[str, str]:
+    """Long-term memory on, its worker in-process, small windows so that summaries come soon."""
+    return {
+        "TURNSTATE_MEMORY": "true",
+        "TURNSTATE_DATABASE_URL": database_url,
+        "TURNSTATE_WORKER_IN_SERVICE": "true",
+        "TURNSTATE_WINDOW_MESSAGES": "4",
+        "TURNSTATE_MAX_MESSAGES": "6",
+        "TURNSTATE_SUMMARY_EVERY": "2",
+        "TURNSTATE_RECALL_BUDGET_SECONDS": "5",
+    }
+
+
 class ServiceProcess(_ServiceProcess):
     """A real service on a real port and the test server, configured only by the test's `env`."""
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from tests.service import ServiceProcess
+from tests.service import ServiceProcess, memory_env
 from tests.test_api_memory import teach
 from tests.test_api_sessions import ACME, parse_sse
 from turnstate import scripts
@@ -79,13 +79,7 @@ async def test_long_term_memory_runs_on_the_cluster(
         valkey_cluster.url,
         f"cmem{uuid.uuid4().hex[:8]}",
         tmp_path_factory.mktemp("cluster-memory"),
-        TURNSTATE_MEMORY="true",
-        TURNSTATE_DATABASE_URL=database_url,
-        TURNSTATE_WORKER_IN_SERVICE="true",
-        TURNSTATE_WINDOW_MESSAGES="4",
-        TURNSTATE_MAX_MESSAGES="6",
-        TURNSTATE_SUMMARY_EVERY="2",
-        TURNSTATE_RECALL_BUDGET_SECONDS="5",
+        **memory_env(database_url),
     )
     user = f"u-{uuid.uuid4().hex[:8]}"
     try:
