@@ -63,3 +63,15 @@ async def test_a_wrong_key_is_an_authentication_error(offline_service: Any) -> N
     async with openai.AsyncOpenAI(base_url=f"{offline_service.url}/v1", api_key="wrong", max_retries=0) as client:
         with pytest.raises(openai.AuthenticationError, match="unknown API key"):
             await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], user="u")
+
+
+async def test_models_lists_the_configured_model_in_openais_shape(
+    sdk: openai.AsyncOpenAI, offline_service: Any
+) -> None:
+    page = await sdk.models.list()
+    models = [m async for m in page]
+    assert len(models) == 1
+    assert models[0].id == "offline" and models[0].object == "model" and models[0].created > 0
+    async with openai.AsyncOpenAI(base_url=f"{offline_service.url}/v1", api_key="wrong", max_retries=0) as client:
+        with pytest.raises(openai.AuthenticationError, match="unknown API key"):
+            await client.models.list()

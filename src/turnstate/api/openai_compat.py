@@ -4,7 +4,8 @@ changing its base URL.
 The session is named by the `X-Session-Id` header or the request's `user` field. Only the last
 user message of `messages` is new: the service already holds the conversation, so earlier
 messages the client resends are not stored again. `Idempotency-Key` (or `X-Message-Id`) names
-the message, so a client's retry never appends twice.
+the message, so a client's retry never appends twice. `GET /v1/models` lists the configured
+model, in OpenAI's list shape, for clients that call it first.
 """
 
 from __future__ import annotations
@@ -117,3 +118,17 @@ async def chat_completions(
     result = await svc.chat.turn(session, content, message_id=message_id, tenant=tenant, user_id=x_user_id)
     svc.metrics.observe(result, "chat_completions")
     return Response(json.dumps(completion(result, model), ensure_ascii=False), media_type="application/json")
+
+
+# When this process started: the `created` of the one model the service answers with.
+STARTED = int(time.time())
+
+
+@router.get(
+    "/models",
+    responses=problem_responses(401, 429, openai_style=True),
+    summary="OpenAI-compatible model list: the configured model",
+)
+async def list_models(svc: ServiceDep, tenant: TenantDep) -> dict[str, Any]:
+    model = {"id": svc.chat.model.name, "object": "model", "created": STARTED, "owned_by": "turnstate"}
+    return {"object": "list", "data": [model]}

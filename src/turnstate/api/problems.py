@@ -41,7 +41,7 @@ from turnstate.memory.postgres import Unreachable
 log = logging.getLogger("turnstate.api")
 
 MODEL_STATUS = {"timeout": 504, "rate_limited": 429, "unavailable": 502, "auth": 502, "bad_request": 502}
-OPENAI_PATHS = ("/v1/chat/",)
+OPENAI_PATHS = ("/v1/chat/", "/v1/models")
 
 
 @dataclass(frozen=True)
