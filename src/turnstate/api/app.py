@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from turnstate import __version__
-from turnstate.api import facts, health, openai_compat, problems, sessions
+from turnstate.api import console, facts, health, openai_compat, problems, sessions
 from turnstate.api.auth import Tenancy
 from turnstate.api.deps import Service
 from turnstate.api.limits import BodyLimit
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(openai_compat.router)
     app.include_router(facts.router)
     app.include_router(health.router)
+    app.include_router(console.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     problems.install(app, lambda: app.state.service.metrics)
     return app
