@@ -59,6 +59,19 @@ def test_doctor_checks_store_and_model(cli_env: dict[str, str]) -> None:
     assert "ok   state store" in result.stdout and "ok   model: offline answered" in result.stdout
 
 
+def test_doctor_checks_postgresql_and_the_embedder_when_memory_is_on(
+    cli_env: dict[str, str], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TURNSTATE_MEMORY", "true")
+    monkeypatch.setenv("TURNSTATE_DATABASE_URL", database_url)
+    result = runner.invoke(app, ["doctor"])
+    assert result.exit_code == 0, result.stdout
+    assert "ok   embedder:" in result.stdout and "ok   PostgreSQL:" in result.stdout
+    monkeypatch.setenv("TURNSTATE_DATABASE_URL", "postgresql://bob:hunter2@127.0.0.1:1/db?connect_timeout=2")
+    result = runner.invoke(app, ["doctor"])
+    assert result.exit_code == 1 and "FAIL PostgreSQL" in result.stdout and "hunter2" not in result.stdout
+
+
 def test_doctor_reports_an_unreachable_store_without_credentials(cli_env: dict[str, str]) -> None:
     result = runner.invoke(app, ["doctor", "--redis-url", "redis://bob:hunter2@127.0.0.1:1/0"])
     assert result.exit_code == 1

@@ -38,6 +38,10 @@ async def diagnose(settings: Settings, console: Console) -> None:
     except TurnstateError as exc:
         failed.append("state store")
         _line(console, False, "state store", str(exc))
+    if settings.memory:
+        failed += await _check_memory(settings, console)
+    else:
+        _line(console, True, "memory", "off (TURNSTATE_MEMORY=false): PostgreSQL and the embedder not checked")
     model = model_from_settings(settings)
     try:
         reply = await complete(model, [{"role": "user", "content": "Reply with the word: ready"}])
@@ -49,3 +53,31 @@ async def diagnose(settings: Settings, console: Console) -> None:
         await model.aclose()
     if failed:
         raise TurnstateError(f"{len(failed)} check(s) failed: {', '.join(failed)}")
+
+
+async def _check_memory(settings: Settings, console: Console) -> list[str]:
+    """The embedder embeds one query; PostgreSQL (configured or embedded) opens, migrates and answers."""
+    from turnstate.memory.embedder import embedder_from_settings  # imported here: memory is optional
+    from turnstate.memory.vectors import open_fact_store
+
+    embedder = embedder_from_settings(settings)
+    try:
+        vectors = await embedder.embed_queries(["doctor"])
+        _line(console, True, "embedder", f"{embedder.name} embeds ({len(vectors[0])} dimensions)")
+    except TurnstateError as exc:
+        _line(console, False, "embedder", str(exc))
+        return ["embedder"]
+    finally:
+        await embedder.aclose()
+    try:
+        facts = await open_fact_store(settings, embedder.dim, model=embedder.name)
+        try:
+            if not await facts.ping():
+                raise TurnstateError(f"{facts.address} does not answer")
+            _line(console, True, "PostgreSQL", f"{facts.address} answers (facts schema ready)")
+        finally:
+            await facts.aclose()
+    except TurnstateError as exc:
+        _line(console, False, "PostgreSQL", str(exc))
+        return ["PostgreSQL"]
+    return []
