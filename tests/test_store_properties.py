@@ -69,6 +69,24 @@ class Model:
     def first_hot(self) -> int:
         return max(1, self.last - self.max_messages + 1)
 
+    def window_of(self, seq: int) -> list[int]:
+        """The seqs of the prompt window of the turn whose question is `seq`."""
+        if seq < self.first_hot:
+            return [seq] if seq in self.msgs else []
+        read = [s for s in range(max(self.first_hot, seq - self.window + 1), seq + 1) if s in self.msgs]
+        reply_of = {self.msgs[s].reply_to: s for s in read if self.msgs[s].reply_to is not None}
+        out: list[int] = []
+        for s in read:
+            held = self.msgs[s]
+            if held.reply_to is not None and held.reply_to in out:
+                continue  # placed right after its question
+            if s != seq and held.role == "user" and s not in reply_of:
+                continue  # another turn's question, unanswered here
+            out.append(s)
+            if s in reply_of:
+                out.append(reply_of[s])
+        return out
+
     def store(self, held: Held) -> int:
         self.last += 1
         self.msgs[self.last] = held
@@ -133,10 +151,9 @@ class StoreMachine(RuleBasedStateMachine):
             assert not turn.resumed and turn.message_id not in m.ids
             assert turn.seq == m.store(Held(turn.message_id, "user", content))
             m.ids[turn.message_id] = (turn.seq, None)
-        # the window: the newest messages, at most `window`, ending with the newest one
-        seqs = [msg.seq for msg in turn.messages]
-        assert seqs == list(range(m.last - len(seqs) + 1, m.last + 1))
-        assert len(seqs) == min(m.window, m.last - m.first_hot + 1)
+        # the window: the conversation up to the turn's own question, at most `window` messages
+        # read; other turns' questions only with their replies, each reply after its question
+        assert [msg.seq for msg in turn.messages] == m.window_of(turn.seq)
         assert turn.summary_upto == m.upto
         assert turn.summary_due == (m.last - m.window - m.upto >= m.summary_every)
         self.open.append(turn)

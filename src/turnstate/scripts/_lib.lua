@@ -106,3 +106,59 @@ end
 local function summary_due(outside_upto, summary_upto, summary_every)
   return outside_upto - (tonumber(summary_upto) or 0) >= summary_every and 1 or 0
 end
+
+-- The prompt window of the turn whose question is message `seq`: the conversation up to and
+-- including that question, never past it. Another turn's question is left out unless its reply
+-- is in the window too (an unanswered question stays in history, not in prompts), and a reply
+-- sits right after its own question, wherever it landed (a late reply after a newer turn's pair
+-- still reads as the answer to its question). At most window_messages messages are read; the
+-- newest ones within `budget` tokens are kept, the question always. Returns first index, list.
+local function prompt_window(seq, window_messages, budget)
+  local key, index = locate(seq)
+  local elems = {}
+  if key == KEYS[1] then
+    elems = redis.call('LRANGE', KEYS[1], math.max(0, index - window_messages + 1), index)
+  elseif key then
+    elems = {redis.call('LINDEX', key, index)}
+  end
+  local reply_of = {} -- question seq -> its reply, for the replies in the window
+  for i = 1, #elems do
+    local asked = string.match(elems[i], ',"reply_to":(%d+)}$')
+    if asked then
+      reply_of[tonumber(asked)] = elems[i]
+    end
+  end
+  local paired, placed = {}, {}
+  for i = 1, #elems do
+    local message = elems[i]
+    local own = tonumber(string.match(message, '^{"seq":(%d+),'))
+    local asked = string.match(message, ',"reply_to":(%d+)}$')
+    local reply = reply_of[own]
+    if asked and placed[tonumber(asked)] then
+      -- placed after its question already
+    elseif own ~= seq and not reply and string.find(message, '","role":"user","content":', 1, true) then
+      -- a question without its reply here: a turn's question (its id maps to "seq:...") is left
+      -- out; a user message stored by append() is not a turn's question and stays
+      local id = string.match(message, ',"id":"([^"]*)"')
+      local known = id and redis.call('HGET', KEYS[4], id)
+      if not (known and string.find(known, ':', 1, true)) then
+        paired[#paired + 1] = message
+      end
+    else
+      paired[#paired + 1] = message
+      if reply then
+        paired[#paired + 1] = reply
+        placed[own] = true
+      end
+    end
+  end
+  local first, total = #paired, 0
+  for i = #paired, 1, -1 do
+    total = total + tokens_of(paired[i])
+    if total > budget and i < #paired then
+      break
+    end
+    first = i
+  end
+  return first, paired
+end

@@ -45,7 +45,7 @@ else
     push(ARGV[1], seq, max_messages, now)
     changed[#changed + 1] = 'seq'
     changed[#changed + 1] = seq
-    redis.call('HSET', KEYS[4], ARGV[2], seq)
+    redis.call('HSET', KEYS[4], ARGV[2], seq .. ':') -- the colon marks a turn's question
   end
   if #changed > 0 then
     redis.call('HSET', KEYS[2], unpack(changed))
@@ -53,21 +53,10 @@ else
   touch(ttl_ms)
 end
 
--- The window: the newest messages, at most window_messages of them and within the token
--- budget left after the summary; the newest message is always included.
-local elems = redis.call('LRANGE', KEYS[1], -window_messages, -1)
-local budget = window_tokens - (tonumber(summary_tokens) or 0)
-local first, total = #elems, 0
-for i = #elems, 1, -1 do
-  total = total + tokens_of(elems[i])
-  if total > budget and i < #elems then
-    break
-  end
-  first = i
-end
+local first, window = prompt_window(seq, window_messages, window_tokens - (tonumber(summary_tokens) or 0))
 local due = summary_due(last - window_messages, summary_upto, summary_every)
 local out = {status, seq, fence, summary or '', tonumber(summary_upto) or 0, due, reply}
-for i = first, #elems do
-  out[#out + 1] = elems[i]
+for i = first, #window do
+  out[#out + 1] = window[i]
 end
 return out

@@ -48,7 +48,7 @@ local reply_to = tonumber(string.match(message, ',"reply_to":(%d+)}$'))
 if reply_to then
   local asked = string.match(find(reply_to), ',"id":"([^"]*)"')
   if asked and redis.call('HGET', KEYS[4], asked) == reply_to .. ':' .. seq then
-    redis.call('HSET', KEYS[4], asked, reply_to)
+    redis.call('HSET', KEYS[4], asked, reply_to .. ':')
   end
 end
 local _, _, _, _, ttl_ms = settings(ARGV[3])
