@@ -53,6 +53,10 @@ async def test_bad_config_raises(store: Any) -> None:
     with pytest.raises(ValueError, match="thread_id"):
         await saver.aget_tuple({"configurable": {}})
     assert await saver.aget_tuple({"configurable": {"thread_id": "t", "checkpoint_id": "nope"}}) is None
+    config: Any = {"configurable": {"thread_id": "big", "checkpoint_ns": "", "checkpoint_id": "c1"}}
+    with pytest.raises(ValueError, match="limit"):
+        await saver.aput_writes(config, [("ch", "x" * (store.settings.max_content_bytes + 1))], "task")
+    assert await store.client.exists(*saver._keys("big")) == 0
 
 
 class State(TypedDict):

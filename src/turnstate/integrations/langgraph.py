@@ -96,6 +96,12 @@ class TurnstateSaver(BaseCheckpointSaver[str]):
         base = f"{self.prefix}:{{{self.tenant}:{_tag(thread_id)}}}"
         return [f"{base}:cp", f"{base}:ix", f"{base}:w"]
 
+    def _check_size(self, size: int) -> None:
+        """Refuse a blob over the store's `max_content_bytes` before anything is stored."""
+        limit = self.store.settings.max_content_bytes
+        if size > limit:
+            raise ValueError(f"checkpoint blob is {size} bytes; the limit is {limit} (max_content_bytes)")
+
     def _tuple(self, thread_id: str, member: str, record: str, writes: str) -> CheckpointTuple:
         ns, checkpoint_id = member.split("\0", 1)
         r = json.loads(record)
@@ -124,6 +130,7 @@ class TurnstateSaver(BaseCheckpointSaver[str]):
         ctype, cbytes = self.serde.dumps_typed(checkpoint)
         mtype, mbytes = self.serde.dumps_typed(get_checkpoint_metadata(config, metadata))
         parent = config["configurable"].get("checkpoint_id")
+        self._check_size(len(cbytes) + len(mbytes))
         record = json.dumps({"t": ctype, "c": _b(cbytes), "mt": mtype, "m": _b(mbytes), "p": parent})
         await PUT(client, self._keys(thread_id), [f"{ns}\0{checkpoint['id']}", record, self.ttl_ms])
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}}
@@ -136,6 +143,7 @@ class TurnstateSaver(BaseCheckpointSaver[str]):
         rows = []
         for i, (channel, value) in enumerate(writes):
             vtype, vbytes = self.serde.dumps_typed(value)
+            self._check_size(len(vbytes))
             rows.append([task_id, WRITES_IDX_MAP.get(channel, i), channel, vtype, _b(vbytes), path])
         member = f"{conf.get('checkpoint_ns', '')}\0{conf['checkpoint_id']}"
         await PUT_WRITES(client, self._keys(thread_id), [member, json.dumps(rows), self.ttl_ms])
