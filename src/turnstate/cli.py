@@ -59,7 +59,7 @@ def serve(
         typer.Option("--worker/--no-worker", help="run the memory worker in this process too", show_default=False),
     ] = None,
 ) -> None:
-    """Run the HTTP service (API keys required unless bound to a loopback address)."""
+    """Run the HTTP service (API keys required if any is configured or unless bound to a loopback address)."""
     import uvicorn
 
     from turnstate.api import create_app
@@ -72,7 +72,7 @@ def serve(
         f"  try: curl -s {base}/v1/sessions/hello/turns -H 'content-type: application/json' "
         '-d \'{"message": "Hi there!"}\''
     )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(create_app(settings, bind=host), host=host, port=port, log_level="info", access_log=False)
 
 
 @app.command()

@@ -21,10 +21,14 @@ from turnstate.runtime import open_runtime
 log = logging.getLogger("turnstate.api")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The service as an ASGI app (for uvicorn, or any ASGI server: `turnstate.api:create_app`)."""
+def create_app(settings: Settings | None = None, *, bind: str | None = None) -> FastAPI:
+    """The service as an ASGI app (for uvicorn, or any ASGI server: `turnstate.api:create_app`).
+
+    `bind`: the address the caller binds (`turnstate serve` passes it); with `TURNSTATE_AUTH=auto`
+    and no key configured, local mode runs only when it is a loopback address (see api/auth.py).
+    """
     settings = settings or Settings()
-    tenancy = Tenancy.from_settings(settings)
+    tenancy = Tenancy.from_settings(settings, bind=bind)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -36,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if limiter is not None:
                 stack.push_async_callback(limiter.aclose)
             app.state.service = Service(settings, chat, tenancy, metrics, memory, limiter)
+            log.info("turnstate %s", tenancy.mode)
             mode = "local mode (no API key needed)" if tenancy.local else "API keys required"
             facts = memory.facts.address if memory else "off"
             limit = settings.rate_limit if limiter else "off"

@@ -3,8 +3,12 @@
 Keys come from `TURNSTATE_API_KEYS` (a JSON object, key -> tenant) and/or a file named by
 `TURNSTATE_API_KEYS_FILE` (one `<tenant> <key>` pair per line, `#` comments). A request carries its
 key as `Authorization: Bearer <key>` (what OpenAI clients send) or `X-API-Key`. Without a key the
-answer is 401, except in local mode, where it gets the default tenant: local mode is the default
-only when the service is bound to a loopback address. Keys are held as SHA-256 digests only.
+answer is 401, except in local mode, where it gets the default tenant. The rule (decided from
+configuration, never guessed): keys configured means keys required, whatever the bind and whatever
+`TURNSTATE_AUTH` says; with no key configured, local mode runs when `TURNSTATE_AUTH=local`, or with
+`auto` when `turnstate serve` itself binds a loopback address. `create_app()` under another ASGI
+server cannot know its bind, so `auto` there means keys required (every request 401 until keys are
+configured or `TURNSTATE_AUTH=local` is set). Keys are held as SHA-256 digests only.
 """
 
 from __future__ import annotations
@@ -73,12 +77,28 @@ class Tenancy:
         self.default_tenant = default_tenant
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Tenancy:
+    def from_settings(cls, settings: Settings, *, bind: str | None = None) -> Tenancy:
+        """`bind`: the address the server binds, when the caller binds it (`turnstate serve`)."""
         keys = parse_keys(settings.api_keys.get_secret_value()) if settings.api_keys else {}
         if settings.api_keys_file is not None:
             keys.update(read_key_file(settings.api_keys_file))
-        local = settings.auth == "local" or (settings.auth == "auto" and is_loopback(settings.host))
+        if keys:
+            local = False  # keys configured means keys required
+        else:
+            local = settings.auth == "local" or (settings.auth == "auto" and bind is not None and is_loopback(bind))
         return cls(keys, local=local, default_tenant=settings.tenant)
+
+    @property
+    def mode(self) -> str:
+        """The start-up line's words for the mode that runs."""
+        if self.local:
+            return f"auth: local mode (no API key needed; every request is tenant {self.default_tenant!r})"
+        if self._tenants:
+            return f"auth: API keys required ({len(self._tenants)} configured)"
+        return (
+            "auth: API keys required, but none is configured, so every request is refused (401): set "
+            "TURNSTATE_API_KEYS or TURNSTATE_API_KEYS_FILE, or TURNSTATE_AUTH=local for keyless local use"
+        )
 
     def tenant_for(self, request: Request) -> str:
         key = request.headers.get("x-api-key")
@@ -91,7 +111,7 @@ class Tenancy:
             raise Unauthorized("an API key is required (Authorization: Bearer <key>, or X-API-Key)")
         tenant = self._tenants.get(_digest(key))
         if tenant is None:
-            if self.local and not self._tenants:
-                return self.default_tenant  # local mode with no keys configured: any key is fine
+            if self.local:
+                return self.default_tenant  # local mode (no key configured): any key is fine
             raise Unauthorized("unknown API key")
         return tenant
