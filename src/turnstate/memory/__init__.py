@@ -7,15 +7,17 @@ composes the two. The OpenAI-compatible embedder lives in `turnstate.memory.open
 
 from turnstate.memory.embedder import Embedder, OfflineEmbedder, Vectors, embedder_from_settings
 from turnstate.memory.facts import Embedding, Fact, ScoredFact
-from turnstate.memory.vectors import FactStore, open_fact_store
+from turnstate.memory.vectors import FactStore, IndexedMessage, SearchHit, open_fact_store
 
 __all__ = [
     "Embedder",
     "Embedding",
     "Fact",
     "FactStore",
+    "IndexedMessage",
     "OfflineEmbedder",
     "ScoredFact",
+    "SearchHit",
     "Vectors",
     "embedder_from_settings",
     "open_fact_store",

@@ -16,7 +16,7 @@ from psycopg import sql
 
 from turnstate.errors import MemoryUnavailable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MAX_HNSW_DIM = 2_000  # pgvector indexes `vector` columns of at most 2,000 dimensions
 
 # One tuple of statements per version; step N upgrades a schema at version N-1.
@@ -52,6 +52,29 @@ _STEPS: tuple[tuple[str, ...], ...] = (
         # extraction job happens to run last (an older session can be summarised after a newer one).
         "ALTER TABLE {facts} ADD COLUMN said_at timestamptz",
     ),
+    (
+        # The episodic index: the messages themselves, "Speaker: text", found by meaning and by words.
+        """
+        CREATE TABLE {messages} (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            tenant text NOT NULL,
+            user_id text NOT NULL,
+            session_id text NOT NULL,
+            seq bigint NOT NULL,
+            message_id text,
+            role text NOT NULL,
+            name text,
+            text text NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            embedding vector({dim}) NOT NULL,
+            tsv tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, text)) STORED,
+            UNIQUE (tenant, session_id, seq)
+        )
+        """,
+        "CREATE INDEX {messages_owner} ON {messages} (tenant, user_id)",
+        "CREATE INDEX {messages_words} ON {messages} USING gin (tsv)",
+        "CREATE INDEX {messages_nearest} ON {messages} USING hnsw (embedding vector_cosine_ops)",
+    ),
 )
 assert len(_STEPS) == SCHEMA_VERSION
 
@@ -66,6 +89,10 @@ def names(schema: str) -> dict[str, sql.Composable]:
         "history": sql.Identifier("facts_history"),
         "sessions": sql.Identifier("facts_session"),
         "nearest": sql.Identifier("facts_embedding_hnsw"),
+        "messages": sql.Identifier(schema, "messages"),
+        "messages_owner": sql.Identifier("messages_owner"),
+        "messages_words": sql.Identifier("messages_tsv_gin"),
+        "messages_nearest": sql.Identifier("messages_embedding_hnsw"),
     }
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -88,7 +89,104 @@ _SQL = {
     "delete_user_fact": f"DELETE FROM {{facts}} WHERE {_OWNER} AND id = %(id)s",
     "delete_user": f"DELETE FROM {{facts}} WHERE {_OWNER}",
     "delete_session": "DELETE FROM {facts} WHERE tenant = %(tenant)s AND session_id = %(session_id)s",
+    "delete_user_messages": f"DELETE FROM {{messages}} WHERE {_OWNER}",
+    "delete_session_messages": "DELETE FROM {messages} WHERE tenant = %(tenant)s AND session_id = %(session_id)s",
+    "index_message": "INSERT INTO {messages} (tenant, user_id, session_id, seq, message_id, role, name, text,"
+    " created_at, embedding) VALUES (%(tenant)s, %(user_id)s, %(session_id)s, %(seq)s, %(message_id)s, %(role)s,"
+    " %(name)s, %(text)s, COALESCE(%(created_at)s, now()), %(embedding)s)"
+    " ON CONFLICT (tenant, session_id, seq) DO NOTHING",
+    "indexed_seqs": "SELECT count(*), max(seq) FROM {messages}"
+    " WHERE tenant = %(tenant)s AND session_id = %(session_id)s",
+    # One round trip: the nearest messages and facts by vector and the best by words, fused by reciprocal
+    # rank (1 / (60 + rank) summed over the lists an item is in); each hit names its source messages.
+    "search": f"""
+        WITH query AS (SELECT websearch_to_tsquery('english', %(text)s) AS tsq),
+        message_vec AS (
+            SELECT id, row_number() OVER () AS r FROM (
+                SELECT id FROM {{messages}} WHERE {_OWNER} ORDER BY embedding <=> %(q)s LIMIT %(n)s
+            ) AS nearest
+        ),
+        message_words AS (
+            SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS r FROM (
+                SELECT m.id, ts_rank_cd(m.tsv, query.tsq) AS rank FROM {{messages}} AS m, query
+                WHERE m.tenant = %(tenant)s AND m.user_id = %(user_id)s AND m.tsv @@ query.tsq
+                ORDER BY rank DESC, m.id LIMIT %(n)s
+            ) AS best
+        ),
+        fact_vec AS (
+            SELECT id, row_number() OVER () AS r FROM (
+                SELECT id FROM {{facts}} WHERE {_OWNER} AND superseded_at IS NULL
+                ORDER BY embedding <=> %(q)s LIMIT %(n)s
+            ) AS nearest
+        ),
+        fact_words AS (
+            SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS r FROM (
+                SELECT f.id, ts_rank_cd(to_tsvector('english'::regconfig, f.text), query.tsq) AS rank
+                FROM {{facts}} AS f, query
+                WHERE f.tenant = %(tenant)s AND f.user_id = %(user_id)s AND f.superseded_at IS NULL
+                AND to_tsvector('english'::regconfig, f.text) @@ query.tsq
+                ORDER BY rank DESC, f.id LIMIT %(n)s
+            ) AS best
+        ),
+        fused AS (
+            SELECT kind, id, sum(1.0 / (60 + r)) AS score FROM (
+                SELECT 'message' AS kind, id, r FROM message_vec
+                UNION ALL SELECT 'message', id, r FROM message_words
+                UNION ALL SELECT 'fact', id, r FROM fact_vec
+                UNION ALL SELECT 'fact', id, r FROM fact_words
+            ) AS ranked GROUP BY kind, id ORDER BY score DESC, kind, id LIMIT %(k)s
+        )
+        SELECT fused.kind, fused.score, m.text, m.created_at, m.session_id, m.seq, m.message_id,
+            NULL::jsonb AS fact_sources
+        FROM fused JOIN {{messages}} AS m ON fused.kind = 'message' AND m.id = fused.id
+        UNION ALL
+        SELECT fused.kind, fused.score, f.text, coalesce(f.said_at, f.created_at), f.session_id, f.first_seq, NULL,
+            (SELECT coalesce(jsonb_agg(jsonb_build_object('session', s.session_id, 'seq', s.seq,
+                'message_id', s.message_id) ORDER BY s.seq), '[]'::jsonb)
+             FROM {{messages}} AS s WHERE s.tenant = f.tenant AND s.session_id = f.session_id
+             AND s.seq BETWEEN f.first_seq AND f.last_seq)
+        FROM fused JOIN {{facts}} AS f ON fused.kind = 'fact' AND f.id = fused.id
+        ORDER BY 2 DESC, 1, 5, 6
+    """,
 }
+
+MAX_SEARCH = 100
+MAX_BATCH = 1_000
+ROLES = frozenset({"system", "user", "assistant", "tool"})
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedMessage:
+    """A stored message to put in the episodic index; `text` is its content, without the speaker."""
+
+    seq: int
+    role: str
+    text: str
+    name: str | None = None
+    message_id: str | None = None
+    created_at: datetime | None = None
+
+    @property
+    def indexed_text(self) -> str:
+        """What is indexed and shown: the speaker's name (else the role), then the text."""
+        return f"{self.name or self.role}: {self.text}"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One result of FactStore.search: a message or a fact, its fused score, and the messages it came from."""
+
+    kind: str  # "message" | "fact"
+    text: str
+    score: float
+    created_at: datetime | None
+    sources: list[dict[str, Any]] = field(default_factory=list)  # [{"session", "seq", "message_id"}]
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "text": self.text, "score": self.score, "sources": self.sources}
+        if self.created_at is not None:
+            out["created_at"] = self.created_at.isoformat()
+        return out
 
 
 class FactStore:
@@ -269,19 +367,106 @@ class FactStore:
 
     async def delete_user(self, tenant: str, user_id: str) -> int:
         """Delete every fact of a user, history included; return how many rows went."""
+        await self._delete("delete_user_messages", self._owner(tenant, user_id))
         return await self._delete("delete_user", self._owner(tenant, user_id))
 
     async def delete_session(self, tenant: str, session_id: str) -> int:
         """Delete the facts learned in a session, history included; return how many rows went."""
-        tenant = validate_id(tenant, "tenant id")
-        return await self._delete(
-            "delete_session", {"tenant": tenant, "session_id": validate_id(session_id, "session id")}
-        )
+        params = {"tenant": validate_id(tenant, "tenant id"), "session_id": validate_id(session_id, "session id")}
+        await self._delete("delete_session_messages", params)
+        return await self._delete("delete_session", params)
 
     async def _delete(self, statement: str, params: dict[str, Any]) -> int:
         async with self._connection() as conn:
             cur = await conn.execute(self._sql[statement], params)
             return cur.rowcount
+
+    # -- the episodic index ------------------------------------------------------------------
+
+    async def index_messages(
+        self,
+        tenant: str,
+        user_id: str,
+        session_id: str,
+        messages: Sequence[IndexedMessage],
+        embeddings: Sequence[Embedding],
+    ) -> int:
+        """Put a session's messages in the episodic index (embeddings of their `indexed_text`, in order).
+
+        Idempotent: a (tenant, session, seq) already indexed is left as it is, so a retried job or
+        a second flush adds nothing. Returns how many messages were new.
+        """
+        if len(messages) != len(embeddings):
+            raise InvalidInput("index_messages needs one embedding per message")
+        if len(messages) > MAX_BATCH:
+            raise InvalidInput(f"at most {MAX_BATCH} messages per call")
+        owner = {**self._owner(tenant, user_id), "session_id": validate_id(session_id, "session id")}
+        rows = []
+        for message, embedding in zip(messages, embeddings, strict=True):
+            if isinstance(message.seq, bool) or not isinstance(message.seq, int) or message.seq < 0:
+                raise InvalidInput("a message's seq must be a non-negative integer")
+            if message.role not in ROLES:
+                raise InvalidInput(f"role must be one of {', '.join(sorted(ROLES))}")
+            rows.append(
+                {
+                    **owner,
+                    "seq": message.seq,
+                    "message_id": message.message_id,
+                    "role": message.role,
+                    "name": message.name,
+                    "text": message.indexed_text.replace("\x00", ""),
+                    "created_at": message.created_at,
+                    "embedding": checked_vector(embedding, self.dim, "embedding"),
+                }
+            )
+        if not rows:
+            return 0
+        async with self._connection() as conn, conn.transaction():
+            inserted = 0
+            for row in rows:
+                cur = await conn.execute(self._sql["index_message"], row)
+                inserted += cur.rowcount
+        return inserted
+
+    async def indexed(self, tenant: str, session_id: str) -> tuple[int, int | None]:
+        """How many of a session's messages are indexed, and the highest seq among them (None if none)."""
+        params = {"tenant": validate_id(tenant, "tenant id"), "session_id": validate_id(session_id, "session id")}
+        async with self._connection() as conn:
+            row = await (await conn.execute(self._sql["indexed_seqs"], params)).fetchone()
+        return (0, None) if row is None else (int(row[0]), None if row[1] is None else int(row[1]))
+
+    async def search(
+        self, tenant: str, user_id: str, text: str, query_embedding: Embedding, k: int = 5
+    ) -> list[SearchHit]:
+        """The user's k best messages and current facts for a query, best first, in one SQL round trip.
+
+        Four ranked lists (messages by vector and by full-text, facts by vector and by full-text)
+        fused by reciprocal rank. Every hit names its sources: a message itself, a fact the
+        indexed messages of its seq range (an empty list when those are not indexed).
+        """
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_SEARCH:
+            raise InvalidInput(f"k must be an integer in 1-{MAX_SEARCH}")
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInput("the search needs a query text")
+        params = {
+            **self._owner(tenant, user_id),
+            "text": text[:2_000].replace("\x00", ""),
+            "q": checked_vector(query_embedding, self.dim, "query embedding"),
+            "k": k,
+            "n": max(k * 4, 20),
+        }
+        async with self._connection() as conn:
+            rows = await (await conn.execute(self._sql["search"], params)).fetchall()
+        hits = []
+        for kind, score, hit_text, created_at, session, seq, message_id, fact_sources in rows:
+            if kind == "message":
+                sources = [{"session": session, "seq": int(seq), "message_id": message_id}]
+            else:
+                sources = list(fact_sources or [])
+                if not sources and session is not None and seq is not None:
+                    sources = [{"session": session, "seq": int(seq), "message_id": None}]
+            hits.append(SearchHit(str(kind), str(hit_text), float(score), created_at, sources))
+        return hits
 
     # -- reading -----------------------------------------------------------------------------
 
